@@ -1,0 +1,93 @@
+"""Messages and the simulator protocol shared by every backend (embedded, CARLA) and the closed loop.
+
+Conventions (see shared DESIGN.md): SI units in names, left positive for curvature, lateral offset and
+yaw; images are RGB uint8, (H, W, 3); time is simulation time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+DT_CTRL_S = 0.05
+"""Default control period: 20 Hz, CARLA's usual fixed step."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the policy sees at one control step.
+
+    Attributes:
+        image: camera frame, (H, W, 3) uint8 RGB.
+        speed_mps: forward speed of the ego vehicle, m/s.
+        timestamp_s: simulation time of the frame, s.
+        frame: control-step index since reset.
+    """
+
+    image: np.ndarray
+    speed_mps: float
+    timestamp_s: float
+    frame: int
+
+
+@dataclass(frozen=True)
+class Command:
+    """What the policy asks of the vehicle.
+
+    Attributes:
+        curvature_1pm: signed path curvature, 1/m, left positive (yaw rate / speed, as in the NCP paper).
+        target_speed_mps: speed set-point for the longitudinal PID; None keeps the simulator's default.
+    """
+
+    curvature_1pm: float
+    target_speed_mps: float | None = None
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Planar pose in the world frame (x east, y north, yaw counter-clockwise from x), m and rad."""
+
+    x_m: float
+    y_m: float
+    yaw_rad: float
+
+
+INFO_KEYS = (
+    "lateral_offset_m",  # signed distance from the lane centre, left positive, m
+    "heading_error_rad",  # vehicle yaw minus lane direction, left positive, rad
+    "progress_m",  # distance travelled along the route since reset, m
+    "on_road",  # bool: the vehicle's footprint centre is on the road surface
+    "collision",  # bool: a collision happened during the last step
+    "expert_curvature_1pm",  # the expert driver's curvature for the current state, 1/m
+    "pose",  # Pose of the vehicle
+)
+"""Privileged truth every backend puts in `info`; the policy never sees it."""
+
+
+@runtime_checkable
+class Simulator(Protocol):
+    """Gymnasium-shaped driving simulator without reward.
+
+    All randomness comes from the `seed` given to `reset`: the same seed gives the same rollout,
+    bit for bit.
+    """
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Observation, dict[str, Any]]:
+        """Start an episode; returns the first observation and privileged info (INFO_KEYS)."""
+        ...
+
+    def step(self, command: Command) -> tuple[Observation, dict[str, Any]]:
+        """Apply `command` for one control period; returns the next observation and info."""
+        ...
+
+    def close(self) -> None:
+        """Release resources; safe to call twice."""
+        ...
+
+    def __enter__(self) -> Simulator: ...
+
+    def __exit__(self, *exc: object) -> None: ...
