@@ -1,17 +1,17 @@
-"""The `drive` command line: one subcommand per job; each imports its heavy modules only when run."""
+"""The `drive` command line: one subcommand per module in `drive/commands/`, found at start-up.
+
+Each command imports its heavy modules only when it runs, so `drive --help` is instant.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import pkgutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-
-def _cmd_info(args: argparse.Namespace) -> int:
-    from drive.info import describe_policy
-
-    print(describe_policy(args.policy, wiring_seed=args.wiring_seed))
-    return 0
+import drive.commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,23 +19,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="drive",
-        description="liquid-drive: train, evaluate and deploy liquid neural network driving policies.",
+        description="liquid-drive: record, train, evaluate and deploy liquid neural network driving policies.",
     )
     parser.add_argument("--version", action="version", version=f"liquid-drive {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    info = sub.add_parser("info", help="describe a policy: neurons per layer, synapses, parameters")
-    info.add_argument("--policy", default="ncp-ltc", help="registry name (default: ncp-ltc)")
-    info.add_argument("--wiring-seed", type=int, default=None, help="seed of the NCP wiring")
-    info.set_defaults(func=_cmd_info)
-
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    for module_info in sorted(pkgutil.iter_modules(drive.commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"drive.commands.{module_info.name}")
+        module.register(sub)
     return parser
-
-
-# Modules that add subcommands as they land: each has `register(subparsers)`.
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,106 @@
+"""Checkpoints: weights, wiring, preprocessing contract, configs, optimiser and step, in one file.
+
+Saved atomically (temporary file, then rename), so a crash while saving never loses the previous one.
+Loading rebuilds the policy from the saved config *and the saved wiring* (not a re-sampled one) and
+refuses weights that do not fit, naming the file and the first mismatch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from policies.driving_policy import DrivingPolicy, PolicyConfig
+from policies.registry import build_policy
+from policies.wiring import Wiring
+
+CHECKPOINT_FORMAT_VERSION = 1
+
+
+def save_checkpoint(
+    path: str | Path,
+    policy: DrivingPolicy,
+    *,
+    step: int = 0,
+    optimizer_state: dict[str, Any] | None = None,
+    train_config: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write `policy` (and training state, for `--resume`) to `path`; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wiring = policy.wiring
+    payload = {
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "policy_config": policy.config.to_dict(),
+        "wiring": wiring.to_dict() if wiring is not None else None,
+        "preprocess": policy.config.contract.to_dict(),
+        "state_dict": policy.state_dict(),
+        "step": int(step),
+        "optimizer": optimizer_state,
+        "train_config": train_config,
+        "extra": extra or {},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The raw checkpoint dict, validated (format version, required keys); errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # torch raises many kinds for a damaged file
+        raise ValueError(f"checkpoint {path} is unreadable (truncated or not a checkpoint): {err}") from None
+    if not isinstance(payload, dict) or "format_version" not in payload:
+        raise ValueError(f"checkpoint {path} is not a liquid-drive checkpoint")
+    if payload["format_version"] != CHECKPOINT_FORMAT_VERSION:
+        raise ValueError(
+            f"checkpoint {path} has format version {payload['format_version']}, "
+            f"this code reads {CHECKPOINT_FORMAT_VERSION}"
+        )
+    missing = {"policy_config", "wiring", "state_dict", "step"} - set(payload)
+    if missing:
+        raise ValueError(f"checkpoint {path} lacks {sorted(missing)}")
+    return payload
+
+
+def load_policy(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[DrivingPolicy, dict[str, Any]]:
+    """Rebuild the saved policy with its weights; returns (policy, the checkpoint dict)."""
+    payload = read_checkpoint(path, map_location)
+    config = PolicyConfig.from_dict(payload["policy_config"])
+    wiring = Wiring.from_dict(payload["wiring"]) if payload["wiring"] is not None else None
+    policy = build_policy(config, wiring)
+    load_weights(policy, payload["state_dict"], source=str(path))
+    return policy, payload
+
+
+def load_weights(policy: DrivingPolicy, state_dict: dict[str, torch.Tensor], source: str = "weights") -> None:
+    """Load weights into `policy`, or raise ValueError naming `source` and the first mismatch."""
+    own = policy.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    if missing or unexpected:
+        raise ValueError(
+            f"{source} does not fit this {policy.config.name!r} policy: "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    for key, value in state_dict.items():
+        if hasattr(value, "shape") and tuple(value.shape) != tuple(own[key].shape):
+            raise ValueError(
+                f"{source} does not fit this {policy.config.name!r} policy: {key} has shape "
+                f"{tuple(value.shape)} in the file and {tuple(own[key].shape)} here"
+            )
+    try:
+        policy.load_state_dict(state_dict, strict=True)
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(f"{source} does not fit this {policy.config.name!r} policy: {err}") from None
