@@ -1,0 +1,243 @@
+"""Camera perturbations, each a wrapper around a `Simulator` (never a flag threaded through the code).
+
+`GaussianNoise(variance=…)` is the NCP paper's noise test: zero-mean Gaussian noise of variance σ² added
+per pixel to the image scaled to [0, 1] (σ² = 0.1, 0.2, 0.3), then clipped and scaled back to uint8.
+Noise never appears in training. Every wrapper draws from a generator derived from (reset seed, wrapper,
+frame), so every model sees the same perturbation on the same frame.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import cv2
+import numpy as np
+
+from sim.types import Command, Observation, Simulator
+from sim.wrapper import ObservationWrapper, SimulatorWrapper
+
+
+class GaussianNoise(ObservationWrapper):
+    """Adds N(0, variance) per pixel and channel to the [0, 1] image (the paper's σ²)."""
+
+    salt = 1
+
+    def __init__(self, sim: Simulator, variance: float) -> None:
+        if variance < 0:
+            raise ValueError(f"GaussianNoise: variance must be ≥ 0, got {variance}")
+        super().__init__(sim)
+        self.variance = float(variance)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "variance": self.variance}
+
+    def perturb(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.variance == 0:
+            return image
+        noise = rng.standard_normal(image.shape, dtype=np.float32) * np.float32(np.sqrt(self.variance) * 255.0)
+        return np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+
+
+class BrightnessContrast(ObservationWrapper):
+    """Scales contrast about mid-grey and shifts brightness: out = (x − 128)·contrast + 128 + brightness·255.
+
+    With `jitter`, each frame's brightness and contrast are drawn uniformly within ± jitter of the set
+    values (flicker); otherwise they are constant.
+    """
+
+    salt = 2
+
+    def __init__(self, sim: Simulator, brightness: float = 0.0, contrast: float = 1.0, jitter: float = 0.0) -> None:
+        if contrast < 0:
+            raise ValueError(f"BrightnessContrast: contrast must be ≥ 0, got {contrast}")
+        super().__init__(sim)
+        self.brightness, self.contrast, self.jitter = float(brightness), float(contrast), float(jitter)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "brightness": self.brightness, "contrast": self.contrast, "jitter": self.jitter}
+
+    def perturb(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        b, c = self.brightness, self.contrast
+        if self.jitter:
+            b += rng.uniform(-self.jitter, self.jitter)
+            c = max(0.0, c + rng.uniform(-self.jitter, self.jitter))
+        return cv2.convertScaleAbs(image, alpha=c, beta=128.0 * (1.0 - c) + 255.0 * b)
+
+
+class Shadows(ObservationWrapper):
+    """Dark semi-transparent bands across the image (like the paper's shadow augmentation, at test time).
+
+    Each frame gets `count` quadrilateral bands spanning the image height at random slants, darkened
+    by a factor in [1 − strength, 1].
+    """
+
+    salt = 3
+
+    def __init__(self, sim: Simulator, count: int = 2, strength: float = 0.6) -> None:
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"Shadows: strength must be in [0, 1], got {strength}")
+        super().__init__(sim)
+        self.count, self.strength = int(count), float(strength)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "count": self.count, "strength": self.strength}
+
+    def perturb(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        h, w = image.shape[:2]
+        gain = np.ones((h, w), np.float32)
+        for _ in range(self.count):
+            x_top, x_bottom = rng.uniform(0, w, 2)
+            width = rng.uniform(0.05, 0.25) * w
+            quad = np.array(
+                [[x_top, 0], [x_top + width, 0], [x_bottom + width, h], [x_bottom, h]], np.int32
+            )
+            cv2.fillConvexPoly(gain, quad, float(1.0 - self.strength * rng.uniform(0.5, 1.0)))
+        return (image * gain[..., None]).astype(np.uint8)
+
+
+class Occlusion(ObservationWrapper):
+    """Grey rectangles covering a fraction `area` of the image each, at random places per frame."""
+
+    salt = 4
+
+    def __init__(self, sim: Simulator, count: int = 1, area: float = 0.05) -> None:
+        if not 0.0 < area < 1.0:
+            raise ValueError(f"Occlusion: area must be in (0, 1), got {area}")
+        super().__init__(sim)
+        self.count, self.area = int(count), float(area)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "count": self.count, "area": self.area}
+
+    def perturb(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        out = image.copy()
+        h, w = image.shape[:2]
+        side = np.sqrt(self.area)
+        ph, pw = max(1, int(h * side)), max(1, int(w * side))
+        for _ in range(self.count):
+            y, x = rng.integers(0, h - ph + 1), rng.integers(0, w - pw + 1)
+            out[y : y + ph, x : x + pw] = 128
+        return out
+
+
+class Blur(ObservationWrapper):
+    """Gaussian blur with standard deviation `sigma_px` (defocus, rain on the lens)."""
+
+    salt = 5
+
+    def __init__(self, sim: Simulator, sigma_px: float = 1.5) -> None:
+        if sigma_px <= 0:
+            raise ValueError(f"Blur: sigma_px must be > 0, got {sigma_px}")
+        super().__init__(sim)
+        self.sigma_px = float(sigma_px)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "sigma_px": self.sigma_px}
+
+    def perturb(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return cv2.GaussianBlur(image, (0, 0), self.sigma_px)
+
+
+class SaltPepper(ObservationWrapper):
+    """Sets a fraction `amount` of the pixels to black or white (dead pixels, transmission errors)."""
+
+    salt = 6
+
+    def __init__(self, sim: Simulator, amount: float = 0.02) -> None:
+        if not 0.0 <= amount <= 1.0:
+            raise ValueError(f"SaltPepper: amount must be in [0, 1], got {amount}")
+        super().__init__(sim)
+        self.amount = float(amount)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "amount": self.amount}
+
+    def perturb(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        out = image.copy()
+        hit = rng.random(image.shape[:2]) < self.amount
+        out[hit] = np.where(rng.random(int(hit.sum())) < 0.5, 0, 255).astype(np.uint8)[:, None]
+        return out
+
+
+class FrameDelay(SimulatorWrapper):
+    """The policy sees the camera frame from `frames` control steps ago (latency in the camera path).
+
+    Speed and timestamps stay current; the image is the old one. At the start of an episode the first
+    frame is repeated until the delay line is full.
+    """
+
+    def __init__(self, sim: Simulator, frames: int = 2) -> None:
+        if frames < 0:
+            raise ValueError(f"FrameDelay: frames must be ≥ 0, got {frames}")
+        super().__init__(sim)
+        self.frames = int(frames)
+        self._line: deque[np.ndarray] = deque(maxlen=self.frames + 1)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "frames": self.frames}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.sim.reset(seed=seed, options=options)
+        self._line.clear()
+        self._line.extend([obs.image] * (self.frames + 1))
+        return obs, info
+
+    def step(self, command: Command) -> tuple[Observation, dict[str, Any]]:
+        obs, info = self.sim.step(command)
+        self._line.append(obs.image)
+        return Observation(self._line[0], obs.speed_mps, obs.timestamp_s, obs.frame), info
+
+
+class FrameDrop(ObservationWrapper):
+    """With probability `probability` a frame is lost and the previous image is delivered again."""
+
+    salt = 7
+
+    def __init__(self, sim: Simulator, probability: float = 0.1) -> None:
+        if not 0.0 <= probability < 1.0:
+            raise ValueError(f"FrameDrop: probability must be in [0, 1), got {probability}")
+        super().__init__(sim)
+        self.probability = float(probability)
+        self._last: np.ndarray | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "probability": self.probability}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self._last = None
+        return super().reset(seed=seed, options=options)
+
+    def perturb(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self._last is not None and rng.random() < self.probability:
+            return self._last
+        self._last = image
+        return image
+
+
+PERTURBATIONS: dict[str, type[SimulatorWrapper]] = {
+    "gaussian_noise": GaussianNoise,
+    "brightness_contrast": BrightnessContrast,
+    "shadows": Shadows,
+    "occlusion": Occlusion,
+    "blur": Blur,
+    "salt_pepper": SaltPepper,
+    "frame_delay": FrameDelay,
+    "frame_drop": FrameDrop,
+}
+"""Perturbations by name, for configs: `{"name": "blur", "sigma_px": 2.0}`."""
+
+
+def wrap(sim: Simulator, specs: list[dict[str, Any]]) -> Simulator:
+    """Apply perturbations described as `[{"name": ..., **kwargs}, ...]`, innermost first."""
+    for spec in specs:
+        spec = dict(spec)
+        name = spec.pop("name", None)
+        cls = PERTURBATIONS.get(name)
+        if cls is None:
+            raise ValueError(f"unknown perturbation {name!r}; known: {sorted(PERTURBATIONS)}")
+        try:
+            sim = cls(sim, **spec)
+        except TypeError as err:
+            raise ValueError(f"perturbation {name!r}: {err}") from None
+    return sim
