@@ -1,0 +1,126 @@
+"""The NCP paper's convolutional head: a 78x200 camera crop -> 32 sensory features for the NCP.
+
+Lechner, Hasani et al. 2020 (see REFERENCE.md): five 'same'-padded ReLU convolutions, then each of the
+8 final channels (10x25 = 250 values) feeds its own dense layer of 4 ReLU units -> 8 x 4 = 32 features.
+79,420 parameters: 71,388 in the convolutions and 8,032 in the per-channel dense layers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from perception.preprocess import NCP_INPUT_HEIGHT, NCP_INPUT_WIDTH
+from perception.tensor_preprocess import standardize, static_shape
+
+CONV_LAYERS = ((24, 5, 2), (36, 5, 2), (48, 3, 2), (64, 3, 1), (8, 3, 1))
+"""(filters, kernel, stride) of each convolution, shallow to deep."""
+
+UNITS_PER_CHANNEL = 4
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow 'same' padding of one axis: (before, after), the odd pixel after.
+
+    The output has ceil(size / stride) pixels; PyTorch's symmetric `padding=` cannot give that for
+    even sizes with stride 2, hence an explicit asymmetric pad.
+    """
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def check_camera_images(images: torch.Tensor, height: int, width: int, where: str) -> None:
+    """Raise ValueError unless `images` is a (B, height, width, 3) uint8 tensor."""
+    shape = static_shape(images) if isinstance(images, torch.Tensor) else None
+    if shape is None or images.dtype != torch.uint8 or len(shape) != 4 or shape[1:] != (height, width, 3):
+        got = f"shape {shape} dtype {images.dtype}" if shape is not None else type(images).__name__
+        hint = " (channels first? the camera gives channels last)" if shape and shape[1:2] == (3,) else ""
+        raise ValueError(f"{where}: expected (B, {height}, {width}, 3) uint8 RGB images, got {got}{hint}")
+
+
+def camera_to_standardized(images_u8: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, H, W) float32 scaled to [0, 1] then standardised per image."""
+    x = images_u8.to(torch.float32).div(255.0).permute(0, 3, 1, 2)
+    return standardize(x)
+
+
+class ConvHead(nn.Module):
+    """The NCP paper's perception CNN: (B, 78, 200, 3) uint8 -> (B, 32) float32 features.
+
+    Inside: cast to float, /255, NHWC -> NCHW, per-image standardisation, five convolutions with
+    TensorFlow 'same' padding and ReLU (78x200 -> 39x100 -> 20x50 -> 10x25 -> 10x25 -> 10x25), then
+    8 per-channel dense layers of 4 ReLU units (one batched matmul with weight (8, 250, 4)). Feature
+    k*4 + j is unit j of channel k.
+
+    Attributes:
+        out_features: 32, the number of sensory features.
+        in_height, in_width: 78, 200, the image size the head takes, px.
+    """
+
+    out_features = CONV_LAYERS[-1][0] * UNITS_PER_CHANNEL
+    in_height = NCP_INPUT_HEIGHT
+    in_width = NCP_INPUT_WIDTH
+
+    def __init__(self) -> None:
+        super().__init__()
+        convs = []
+        pads = []
+        channels, height, width = 3, self.in_height, self.in_width
+        for filters, kernel, stride in CONV_LAYERS:
+            convs.append(nn.Conv2d(channels, filters, kernel, stride=stride))
+            top, bottom = same_padding(height, kernel, stride)
+            left, right = same_padding(width, kernel, stride)
+            pads.append((left, right, top, bottom))  # F.pad's order: last axis first
+            channels, height, width = filters, math.ceil(height / stride), math.ceil(width / stride)
+        self.convs = nn.ModuleList(convs)
+        self._pads = tuple(pads)
+        self.map_size = (height, width)  # (10, 25)
+        per_channel = height * width
+        # Each of the `channels` dense layers initialised like nn.Linear(per_channel, 4).
+        bound = 1.0 / math.sqrt(per_channel)
+        self.dense_weight = nn.Parameter(torch.empty(channels, per_channel, UNITS_PER_CHANNEL))
+        self.dense_bias = nn.Parameter(torch.empty(channels, UNITS_PER_CHANNEL))
+        nn.init.uniform_(self.dense_weight, -bound, bound)
+        nn.init.uniform_(self.dense_bias, -bound, bound)
+
+    def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Post-ReLU activation of each convolution, shallow to deep (for saliency).
+
+        Args:
+            images: (B, 78, 200, 3) uint8 RGB.
+
+        Returns:
+            [(B, 24, 39, 100), (B, 36, 20, 50), (B, 48, 10, 25), (B, 64, 10, 25), (B, 8, 10, 25)].
+        """
+        check_camera_images(images, self.in_height, self.in_width, "ConvHead")
+        x = camera_to_standardized(images)
+        maps = []
+        for conv, pad in zip(self.convs, self._pads):
+            x = F.relu(conv(F.pad(x, pad)))
+            maps.append(x)
+        return maps
+
+    def features_from_map(self, deepest: torch.Tensor) -> torch.Tensor:
+        """Per-channel dense layers: (B, 8, 10, 25) -> (B, 32)."""
+        x = deepest.flatten(2).unsqueeze(2)  # (B, 8, 1, 250)
+        x = torch.matmul(x, self.dense_weight).squeeze(2) + self.dense_bias  # (B, 8, 4)
+        return F.relu(x).flatten(1)
+
+    def forward_with_maps(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Features and the feature maps they came from (one pass; for Grad-CAM).
+
+        Args:
+            images: (B, 78, 200, 3) uint8 RGB.
+
+        Returns:
+            features (B, 32) float32 and the list of `feature_maps`.
+        """
+        maps = self.feature_maps(images)
+        return self.features_from_map(maps[-1]), maps
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 78, 200, 3) uint8 RGB -> (B, 32) float32 sensory features."""
+        return self.features_from_map(self.feature_maps(images)[-1])
