@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"liquid-drive {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_info in sorted(pkgutil.iter_modules(drive.commands.__path__), key=lambda m: m.name):
+        if module_info.name.startswith("_"):  # shared helpers, not commands
+            continue
         module = importlib.import_module(f"drive.commands.{module_info.name}")
         module.register(sub)
     return parser
@@ -41,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError) as err:  # user errors: one clear line, no traceback
+        if os.environ.get("DRIVE_DEBUG"):
+            raise
         print(f"drive {args.command}: error: {err}", file=sys.stderr)
         return 2
 

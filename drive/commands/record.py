@@ -1,0 +1,36 @@
+"""`drive record`: record expert drives (with recovery perturbations) on a simulator."""
+
+from __future__ import annotations
+
+import argparse
+
+from drive.commands._options import add_config_options, cli_overrides, comma_list
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("record", help="record expert drives with recovery perturbations")
+    p.add_argument("--out", required=True, help="output directory (episodes go in episode-NNNN/)")
+    p.add_argument("--sim", choices=["embedded", "carla"], default=None, help="simulator backend (embedded)")
+    p.add_argument("--track", type=comma_list, default=None, help="track(s), comma-separated (country)")
+    p.add_argument("--condition", type=comma_list, default=None, help="condition(s), comma-separated (summer)")
+    p.add_argument("--minutes", type=float, default=None, help="total simulated minutes (10)")
+    p.add_argument("--episodes", type=int, default=None, help="number of episodes (4)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the first episode (0)")
+    p.add_argument("--no-perturb", action="store_true", help="record the clean expert, no recovery pulses")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from drive.config import load_config
+    from drive.record import RecordConfig, record
+
+    overrides = cli_overrides(
+        {"sim": args.sim, "tracks": args.track, "conditions": args.condition, "minutes": args.minutes,
+         "episodes": args.episodes, "seed": args.seed, "perturb": False if args.no_perturb else None}
+    )
+    config = load_config(RecordConfig, args.config, overrides + args.overrides)
+    paths = record(config, args.out, progress=not args.quiet)
+    print(f"recorded {len(paths)} episodes in {args.out}")
+    return 0

@@ -1,0 +1,115 @@
+"""Drivers: what turns an observation into a curvature command in the closed loop.
+
+- `ExpertActor`: the simulator's privileged expert, plus recovery perturbations of the *executed*
+  command (the label stays the expert's own command) — used to record training drives.
+- `PolicyRunner`: a trained `DrivingPolicy`; the only object that holds its recurrent state between
+  frames (`reset()` zeroes it). Optionally computes VisualBackProp saliency per frame.
+
+Every driver has `name`, `reset(seed)`, `act(obs, info) -> curvature_1pm`, and `hidden_state` /
+`saliency` (the last step's neuron activity and saliency map, or None).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from sim.expert import PerturbationConfig, RecoveryPerturbation
+from sim.types import Observation
+
+
+class Driver(Protocol):
+    name: str
+    hidden_state: np.ndarray | None
+    saliency: np.ndarray | None
+
+    def reset(self, seed: int) -> None: ...
+
+    def act(self, obs: Observation, info: dict[str, Any]) -> float: ...
+
+
+class ExpertActor:
+    """The expert's curvature from `info`, plus an optional recovery perturbation timed in sim time.
+
+    Args:
+        perturbation: pulse ranges of the recovery perturbation; None drives the clean expert.
+    """
+
+    name = "expert"
+    hidden_state = None
+    saliency = None
+
+    def __init__(self, perturbation: PerturbationConfig | None = None) -> None:
+        self.perturbation = perturbation
+        self._schedule = RecoveryPerturbation(perturbation) if perturbation is not None else None
+
+    def reset(self, seed: int) -> None:
+        if self._schedule is not None:
+            # A stream of its own, so the schedule does not depend on how the simulator used its seed.
+            self._schedule.reset(np.random.default_rng((int(seed), 0xE7)))
+
+    def act(self, obs: Observation, info: dict[str, Any]) -> float:
+        label = float(info["expert_curvature_1pm"])
+        if self._schedule is None:
+            return label
+        return label + self._schedule.offset_1pm(float(obs.timestamp_s))
+
+
+class PolicyRunner:
+    """Runs a `DrivingPolicy` frame by frame, holding its recurrent state.
+
+    Args:
+        policy: the policy (put in eval mode here).
+        device: torch device for inference.
+        saliency: None, or "visual_backprop" to compute a (78, 200) map in [0, 1] per frame (conv
+            heads with `feature_maps` only).
+        name: label for reports (default: the policy's registry name).
+    """
+
+    def __init__(self, policy, device: str = "cpu", saliency: str | None = None, name: str | None = None) -> None:
+        import torch
+
+        self._torch = torch
+        self.policy = policy.to(device).eval()
+        self.device = torch.device(device)
+        self.name = name or policy.config.name
+        if saliency not in (None, "visual_backprop"):
+            raise ValueError(f"saliency must be None or 'visual_backprop', got {saliency!r}")
+        if saliency and not hasattr(policy.perception, "feature_maps"):
+            raise ValueError(f"policy {self.name!r} has no feature maps for saliency")
+        self.saliency_method = saliency
+        self._state = None
+        self.hidden_state: np.ndarray | None = None
+        self.saliency: np.ndarray | None = None
+
+    def reset(self, seed: int = 0) -> None:
+        """Zero the recurrent state (a new episode)."""
+        self._state = self.policy.initial_state(1, device=self.device)
+        self.hidden_state = None
+        self.saliency = None
+
+    def act(self, obs: Observation, info: dict[str, Any] | None = None) -> float:
+        """Curvature (1/m) for the camera frame `obs.image` (H, W, 3) uint8."""
+        torch = self._torch
+        if self._state is None:
+            self.reset()
+        with torch.inference_mode():
+            image = torch.from_numpy(np.ascontiguousarray(obs.image)).to(self.device).unsqueeze(0)
+            if self.saliency_method is None:
+                curvature, self._state = self.policy.step(image, self._state)
+            else:
+                curvature = self._step_with_saliency(image)
+            self.hidden_state = self.policy.hidden_activity(self._state)[0].float().cpu().numpy()
+        return float(curvature[0])
+
+    def _step_with_saliency(self, image):
+        from perception.saliency import visual_backprop
+
+        policy = self.policy
+        pre = policy.preprocess(image)
+        maps = policy.perception.feature_maps(pre)
+        feats = policy.perception.features_from_map(maps[-1])
+        y, self._state = policy.head.step(feats, self._state)
+        self.saliency = visual_backprop(maps, tuple(pre.shape[1:3]))[0].cpu().numpy()
+        return y[:, 0] * policy.curvature_scale_1pm

@@ -1,0 +1,407 @@
+"""ONNX export of a driving policy: one control step as a graph, state in and out, contract in metadata.
+
+    image (1, H, W, 3) uint8 ─┐                      ┌─► curvature (1,) float32, 1/m, left positive
+                              ├─ crop/resize ─ CNN ─ head.step ─┤
+    state (1, N) float32 ─────┘                      └─► next_state (1, N) float32
+
+The graph is `DrivingPolicy.step` at batch 1 and the camera's own size (the config's camera_height x
+camera_width), with one control period of elapsed time per call (20 Hz): preprocessing (crop, cv2
+INTER_AREA resize as two constant matrix products, /255, per-image standardisation) is inside it, so
+the runtime feeds raw frames. Names and metadata keys are defined by the runtime (`drive.onboard`).
+
+The stateless CNN has no state, but a zero-width ONNX tensor is awkward for runtimes (and some reject
+it), so its graph carries a 1-wide dummy state that passes through unchanged (`state_size` 1,
+`policy_state_size` 0, explained in `state_note`).
+
+Every export is checked before anything is written: `onnx.checker`, then a parity run of PyTorch
+against onnxruntime over a frame sequence (`drive.export_parity`); an fp32 graph further than the
+tolerance from PyTorch fails the export. `split=True` also writes the vision graph (image -> features)
+and the policy graph (features, state -> curvature, next_state); `fp16` / `int8` write reduced-precision
+variants of the full graph with their measured accuracy cost (`drive.export_variants`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from drive import __version__
+from drive.export_parity import (
+    ParityResult,
+    compare_rollouts,
+    onnx_rollout,
+    recorded_frames,
+    synthetic_frames,
+    torch_rollout,
+)
+from drive.onboard import (
+    CURVATURE_OUTPUT,
+    CURVATURE_UNITS,
+    FEATURES_INPUT,
+    FEATURES_OUTPUT,
+    IMAGE_INPUT,
+    MODEL_FORMAT_VERSION,
+    STATE_INPUT,
+    STATE_OUTPUT,
+    MetaKey,
+)
+from policies.driving_policy import DrivingPolicy
+
+OPSET = 17
+PARITY_TOLERANCE_1PM = 1e-4
+"""Max |curvature difference| allowed between PyTorch and the fp32 graph over the parity sequence, 1/m."""
+CONTROL_RATE_HZ = 20.0
+"""The control rate the graph steps at (one call per period; the LTC's elapsed time is 1 period)."""
+STEP_ELAPSED_PERIODS = 1.0
+
+
+class ExportError(ValueError):
+    """The export failed a check (parity, onnx.checker); nothing was written."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote and how close it is to PyTorch.
+
+    Attributes:
+        paths: written files by role: "full", and "vision"/"policy" (split), "fp16", "int8".
+        parity: PyTorch vs the fp32 full graph.
+        split_parity: PyTorch vs the vision graph chained into the policy graph (split only).
+        variants: PyTorch fp32 vs each reduced-precision variant ("fp16", "int8"): its accuracy cost.
+        metadata: the full graph's metadata_props.
+    """
+
+    paths: dict[str, Path]
+    parity: ParityResult
+    split_parity: ParityResult | None = None
+    variants: dict[str, ParityResult] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """Human-readable lines: files, parity, variant costs."""
+        p = self.parity
+        lines = [
+            f"parity ({p.source}, {p.steps} steps): max |dcurvature| {p.max_abs_diff_1pm:.3g} 1/m "
+            f"(tolerance {PARITY_TOLERANCE_1PM:g}), rms {p.rms_diff_1pm:.3g}, max |dstate| "
+            f"{p.max_state_diff:.3g}; curvature rms {p.curvature_rms_1pm:.3g} 1/m"
+        ]
+        if self.split_parity is not None:
+            lines.append(f"split parity: max |dcurvature| {self.split_parity.max_abs_diff_1pm:.3g} 1/m")
+        for name, cost in self.variants.items():
+            lines.append(
+                f"{name} accuracy cost: max |dcurvature| {cost.max_abs_diff_1pm:.3g} 1/m, rms "
+                f"{cost.rms_diff_1pm:.3g} 1/m ({100 * cost.rms_diff_1pm / max(cost.curvature_rms_1pm, 1e-12):.2g}% "
+                f"of the curvature rms)"
+            )
+        lines += [f"wrote {role}: {path}" for role, path in self.paths.items()]
+        return "\n".join(lines)
+
+
+class OneStepGraph(nn.Module):
+    """The full graph: (image (1, H, W, 3) uint8, state (1, N)) -> (curvature (1,), next_state (1, N))."""
+
+    def __init__(self, policy: DrivingPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+        self.stateless = policy.state_size == 0
+
+    def forward(self, image: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.stateless:  # the 1-wide dummy state passes through (module docstring)
+            curvature, _ = self.policy.step(image, state[:, :0], STEP_ELAPSED_PERIODS)
+            return curvature, state
+        return self.policy.step(image, state, STEP_ELAPSED_PERIODS)
+
+
+class VisionGraph(nn.Module):
+    """Split export, first half: image (1, H, W, 3) uint8 -> features (1, F) float32."""
+
+    def __init__(self, policy: DrivingPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.policy.features(image)
+
+
+class PolicyGraph(nn.Module):
+    """Split export, second half: (features (1, F), state (1, N)) -> (curvature (1,), next_state)."""
+
+    def __init__(self, policy: DrivingPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+        self.stateless = policy.state_size == 0
+
+    def forward(self, features: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        head_state = state[:, :0] if self.stateless else state
+        y, next_state = self.policy.head.step(features, head_state, STEP_ELAPSED_PERIODS)
+        curvature = y[:, 0] * self.policy.curvature_scale_1pm
+        return curvature, (state if self.stateless else next_state)
+
+
+def config_digest(config: dict[str, Any] | None) -> str:
+    """sha256[:16] of a config dict's sorted JSON (as `drive.config.digest`); "none" for no config."""
+    if config is None:
+        return "none"
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def graph_state_size(policy: DrivingPolicy) -> int:
+    """Width of the graph's state: the policy's, or 1 (a dummy) for a stateless policy."""
+    return max(policy.state_size, 1)
+
+
+def policy_metadata(
+    policy: DrivingPolicy, train_config: dict[str, Any] | None = None, train_step: int | None = None
+) -> dict[str, str]:
+    """The contract of `policy`'s full graph as metadata_props (parity keys are added after the check)."""
+    config = policy.config
+    wiring = policy.wiring
+    stateless = policy.state_size == 0
+    return {
+        MetaKey.FORMAT_VERSION: str(MODEL_FORMAT_VERSION),
+        MetaKey.GRAPH: "full",
+        MetaKey.POLICY_NAME: config.name,
+        MetaKey.INPUT_HEIGHT: str(config.camera_height),
+        MetaKey.INPUT_WIDTH: str(config.camera_width),
+        MetaKey.INPUT_FORMAT: "(1, H, W, 3) uint8 RGB, channels last, the raw camera frame",
+        MetaKey.STATE_SIZE: str(graph_state_size(policy)),
+        MetaKey.POLICY_STATE_SIZE: str(policy.state_size),
+        MetaKey.STATE_NOTE: (
+            "stateless policy: the 1-wide state is a dummy that passes through unchanged"
+            if stateless
+            else "recurrent state: feed next_state back as state on the next frame; zeros to reset"
+        ),
+        MetaKey.CONTROL_RATE_HZ: repr(CONTROL_RATE_HZ),
+        MetaKey.STEP_ELAPSED_PERIODS: repr(STEP_ELAPSED_PERIODS),
+        MetaKey.CURVATURE_UNITS: CURVATURE_UNITS,
+        MetaKey.WIRING_DIGEST: wiring.digest() if wiring is not None else "none",
+        MetaKey.TRAIN_CONFIG_DIGEST: config_digest(train_config),
+        MetaKey.TRAIN_STEP: str(train_step) if train_step is not None else "none",
+        MetaKey.PREPROCESS_CONTRACT: json.dumps(config.contract.to_dict(), sort_keys=True),
+        MetaKey.PREPROCESS_IN_GRAPH: (
+            "all: crop, resize (cv2 INTER_AREA weights), scale to [0, 1], per-image standardisation; "
+            "the runtime feeds the raw frame"
+        ),
+        MetaKey.POLICY_CONFIG: json.dumps(config.to_dict(), sort_keys=True),
+        MetaKey.TRAIN_CONFIG: json.dumps(train_config, sort_keys=True, default=str),
+        MetaKey.PRECISION: "fp32",
+        MetaKey.EXPORTER: f"liquid-drive {__version__}, torch {torch.__version__}, opset {OPSET}",
+    }
+
+
+def to_onnx(
+    module: nn.Module, args: tuple[torch.Tensor, ...], input_names: list[str], output_names: list[str]
+) -> onnx.ModelProto:
+    """Trace `module` at the example `args` (static shapes) into an ONNX model (opset 17, folded)."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter is deprecated in favour of dynamo, which the heads do not promise.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            module,
+            args,
+            buffer,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=input_names,
+            output_names=output_names,
+            do_constant_folding=True,
+            training=torch.onnx.TrainingMode.EVAL,
+        )
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def with_metadata(model: onnx.ModelProto, metadata: dict[str, str], doc: str) -> onnx.ModelProto:
+    """`model` with `metadata` as its metadata_props (replacing any), a doc string, checked."""
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    model.doc_string = doc
+    model.producer_name = "liquid-drive"
+    model.producer_version = __version__
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def session(model: onnx.ModelProto) -> ort.InferenceSession:
+    """A 1-thread CPU onnxruntime session on an in-memory model."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def full_step(model: onnx.ModelProto):
+    """An `OnnxStep` calling a full graph."""
+    sess = session(model)
+    names = [CURVATURE_OUTPUT, STATE_OUTPUT]
+    return lambda image, state: tuple(sess.run(names, {IMAGE_INPUT: image, STATE_INPUT: state}))
+
+
+def split_step(vision: onnx.ModelProto, policy: onnx.ModelProto):
+    """An `OnnxStep` chaining a split export's vision graph into its policy graph."""
+    vision_sess, policy_sess = session(vision), session(policy)
+    names = [CURVATURE_OUTPUT, STATE_OUTPUT]
+
+    def step(image: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        (features,) = vision_sess.run([FEATURES_OUTPUT], {IMAGE_INPUT: image})
+        return tuple(policy_sess.run(names, {FEATURES_INPUT: features, STATE_INPUT: state}))
+
+    return step
+
+
+def parity_frames(
+    policy: DrivingPolicy, steps: int, frames_dir: str | Path | None = None, start: int = 0
+) -> tuple[np.ndarray, str]:
+    """The parity sequence: `steps` frames of a recording, or synthetic ones; and its source label."""
+    if steps < 1:
+        raise ValueError(f"parity steps must be >= 1, got {steps}")
+    height, width = policy.config.camera_height, policy.config.camera_width
+    if frames_dir is None:
+        return synthetic_frames(steps, height, width), "synthetic"
+    frames = recorded_frames(frames_dir, steps, height, width, start)
+    return frames, f"recording:{frames_dir}[{start}:{start + steps}]"
+
+
+def _atomic_save(model: onnx.ModelProto, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(model.SerializeToString())
+    os.replace(tmp, path)
+
+
+def _parity_keys(result: ParityResult, tolerance: float | None) -> dict[str, str]:
+    return {
+        MetaKey.PARITY_MAX_ABS_DIFF: repr(result.max_abs_diff_1pm),
+        MetaKey.PARITY_TOLERANCE: repr(tolerance) if tolerance is not None else "none (reduced precision)",
+        MetaKey.PARITY_STEPS: str(result.steps),
+        MetaKey.PARITY_SOURCE: result.source,
+    }
+
+
+def _check_parity(result: ParityResult, what: str, tolerance: float) -> None:
+    if not result.max_abs_diff_1pm <= tolerance:  # also catches NaN
+        raise ExportError(
+            f"{what}: parity failed, max |curvature PyTorch - onnxruntime| = {result.max_abs_diff_1pm:.3g} 1/m "
+            f"over {result.steps} steps ({result.source}) exceeds {tolerance:g} 1/m; nothing was written"
+        )
+
+
+def export_policy(
+    policy: DrivingPolicy,
+    out: str | Path,
+    *,
+    train_config: dict[str, Any] | None = None,
+    train_step: int | None = None,
+    split: bool = False,
+    fp16: bool = False,
+    int8: bool = False,
+    parity_steps: int = 200,
+    frames_dir: str | Path | None = None,
+    tolerance_1pm: float = PARITY_TOLERANCE_1PM,
+) -> ExportResult:
+    """Export `policy` to `out` (and its split / reduced-precision siblings), after the parity check.
+
+    Args:
+        policy: the policy to export (copied to CPU in eval mode; the caller's object is not touched).
+        out: the full graph's path, e.g. model.onnx. Siblings: model.vision.onnx, model.policy.onnx,
+            model.fp16.onnx, model.int8.onnx.
+        train_config: the checkpoint's resolved training config (its digest goes into the metadata).
+        train_step: the checkpoint's training step.
+        split: also write the vision and policy graphs.
+        fp16, int8: also write a float16 / dynamically quantised int8 variant (accuracy cost measured).
+        parity_steps: frames in the parity sequence.
+        frames_dir: a recording to take the parity frames from (default: synthetic frames).
+        tolerance_1pm: the fp32 parity bound, 1/m.
+
+    Returns:
+        The files written, the parity and the variants' accuracy costs.
+
+    Raises:
+        ExportError: an fp32 graph misses the parity bound; nothing is written then.
+    """
+    from drive.export_variants import to_fp16, to_int8_dynamic
+
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise ValueError(f"export: the output must be a .onnx file, got {out}")
+    module = copy.deepcopy(policy).cpu().eval()
+    frames, source = parity_frames(module, parity_steps, frames_dir)
+    n = graph_state_size(module)
+    image = torch.from_numpy(frames[:1].copy())
+    state = torch.zeros(1, n)
+    metadata = policy_metadata(module, train_config, train_step)
+    doc = f"liquid-drive {module.config.name}: one control step, image + state -> curvature (1/m) + next_state"
+
+    full = to_onnx(OneStepGraph(module), (image, state), [IMAGE_INPUT, STATE_INPUT], [CURVATURE_OUTPUT, STATE_OUTPUT])
+    full = with_metadata(full, metadata, doc)
+    reference = torch_rollout(module, frames)
+    parity = compare_rollouts(reference, onnx_rollout(full_step(full), frames, n), source, module.state_size)
+    _check_parity(parity, f"export of {module.config.name} to {out}", tolerance_1pm)
+    metadata.update(_parity_keys(parity, tolerance_1pm))
+    to_write = {"full": (out, with_metadata(full, metadata, doc))}
+
+    split_parity = None
+    if split:
+        vision_path, policy_path = out.with_suffix(".vision.onnx"), out.with_suffix(".policy.onnx")
+        with torch.no_grad():
+            features = module.features(image)
+        vision = to_onnx(VisionGraph(module), (image,), [IMAGE_INPUT], [FEATURES_OUTPUT])
+        head = to_onnx(
+            PolicyGraph(module), (features, state), [FEATURES_INPUT, STATE_INPUT], [CURVATURE_OUTPUT, STATE_OUTPUT]
+        )
+        split_parity = compare_rollouts(
+            reference, onnx_rollout(split_step(vision, head), frames, n), source, module.state_size
+        )
+        _check_parity(split_parity, f"split export of {module.config.name} to {vision_path}", tolerance_1pm)
+        common = {**metadata, **_parity_keys(split_parity, tolerance_1pm), MetaKey.FEATURE_SIZE: str(features.shape[1])}
+        vision_meta = {**common, MetaKey.GRAPH: "vision", MetaKey.POLICY_GRAPH_FILE: policy_path.name}
+        policy_meta = {**common, MetaKey.GRAPH: "policy", MetaKey.VISION_GRAPH_FILE: vision_path.name}
+        to_write["vision"] = (vision_path, with_metadata(vision, vision_meta, doc + " (vision half)"))
+        to_write["policy"] = (policy_path, with_metadata(head, policy_meta, doc + " (policy half)"))
+
+    variants: dict[str, ParityResult] = {}
+    for name, wanted, convert in (("fp16", fp16, to_fp16), ("int8", int8, to_int8_dynamic)):
+        if not wanted:
+            continue
+        variant = convert(full)
+        cost = compare_rollouts(reference, onnx_rollout(full_step(variant), frames, n), source, module.state_size)
+        variants[name] = cost
+        meta = {**metadata, **_parity_keys(cost, None), MetaKey.PRECISION: name}
+        to_write[name] = (out.with_suffix(f".{name}.onnx"), with_metadata(variant, meta, doc + f" ({name})"))
+
+    for path, model in to_write.values():
+        _atomic_save(model, path)
+    paths = {role: path for role, (path, _) in to_write.items()}
+    return ExportResult(paths, parity, split_parity, variants, metadata)
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, **options: Any) -> ExportResult:
+    """Load a checkpoint (`policies.checkpoint.load_policy`) and `export_policy` it with its configs.
+
+    Args:
+        checkpoint: a checkpoint file written by training.
+        out: the full graph's path.
+        **options: `export_policy`'s keyword options (split, fp16, int8, parity_steps, frames_dir, ...).
+    """
+    from policies.checkpoint import load_policy
+
+    policy, payload = load_policy(checkpoint)
+    return export_policy(
+        policy, out, train_config=payload.get("train_config"), train_step=payload.get("step"), **options
+    )

@@ -1,0 +1,110 @@
+"""`drive record`: expert drives with recovery perturbations, written as recording episodes.
+
+Episodes cycle through the tracks × conditions asked for; episode i uses seed `seed + i` (start position,
+scenery, perturbation schedule), so a recording set is reproducible from its config, which is saved as
+`record.yaml` beside the episodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drive.drivers import ExpertActor
+from drive.loop import EpisodeLimits, run_episode
+from drive.simulators import make_simulator, sim_meta
+from sim.embedded import EmbeddedSimConfig
+from sim.expert import PerturbationConfig
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """A set of recorded expert drives.
+
+    Attributes:
+        sim: simulator backend ("embedded"; "carla" with the carla extra).
+        tracks: tracks to cycle through (embedded presets or "seed-<n>"; CARLA towns).
+        conditions: conditions to cycle through.
+        episodes: number of episodes.
+        minutes: total driving time over all episodes, simulation minutes.
+        seed: seed of episode 0; episode i uses seed + i.
+        perturb: add recovery perturbations to the executed command (the label stays the expert's).
+        perturbation: pulse ranges of the recovery perturbations.
+        embedded: embedded-simulator settings (its track and condition are set per episode).
+    """
+
+    sim: str = "embedded"
+    tracks: list[str] = field(default_factory=lambda: ["country"])
+    conditions: list[str] = field(default_factory=lambda: ["summer"])
+    episodes: int = 4
+    minutes: float = 10.0
+    seed: int = 0
+    perturb: bool = True
+    perturbation: PerturbationConfig = field(default_factory=PerturbationConfig)
+    embedded: EmbeddedSimConfig = field(default_factory=EmbeddedSimConfig)
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1:
+            raise ValueError(f"episodes must be ≥ 1, got {self.episodes}")
+        if not self.minutes > 0:
+            raise ValueError(f"minutes must be > 0, got {self.minutes}")
+        if not self.tracks or not self.conditions:
+            raise ValueError("tracks and conditions must each name at least one")
+
+    def episode_plan(self) -> list[tuple[int, str, str, int]]:
+        """(index, track, condition, seed) of every episode."""
+        combos = itertools.cycle(itertools.product(self.tracks, self.conditions))
+        return [(i, *next(combos), self.seed + i) for i in range(self.episodes)]
+
+
+def record(config: RecordConfig, out_dir: str | Path, *, progress: bool = True) -> list[Path]:
+    """Record `config.episodes` expert drives into `out_dir/episode-NNNN`; returns the episode paths.
+
+    Episodes already complete in `out_dir` are kept and skipped (an interrupted run resumes); an
+    incomplete one is an error naming it (delete it to record it again).
+    """
+    from drive.config import save_config
+    from recordings.reader import Recording
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "record.yaml")
+    steps_per_episode = int(round(config.minutes * 60.0 / config.episodes / config.embedded.dt_ctrl_s))
+    plan = config.episode_plan()
+    bar = _progress_bar(len(plan) * steps_per_episode, progress)
+    paths = []
+    try:
+        for index, track, condition, seed in plan:
+            path = out / f"episode-{index:04d}"
+            paths.append(path)
+            if path.exists():
+                if not Recording(path).complete:
+                    raise ValueError(f"{path} is an incomplete episode (interrupted?); delete it to re-record")
+                bar.update(steps_per_episode)
+                continue
+            sim_config = dataclasses.replace(config.embedded, track=track, condition=condition)
+            driver = ExpertActor(config.perturbation if config.perturb else None)
+            meta = sim_meta(config.sim, sim_config, seed, extra={"driver": "expert", "perturb": config.perturb})
+            bar.set_postfix_str(f"{track}/{condition} seed {seed}")
+            with make_simulator(config.sim, sim_config) as sim:
+                run_episode(
+                    sim,
+                    driver,
+                    seed=seed,
+                    limits=EpisodeLimits(max_steps=steps_per_episode - 1),
+                    record_to=path,
+                    meta=meta,
+                    on_step=lambda _: bar.update(1),
+                )
+            bar.update(1)  # the first frame
+    finally:
+        bar.close()
+    return paths
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="step", disable=not enabled, dynamic_ncols=True, desc="record")
