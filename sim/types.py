@@ -58,7 +58,7 @@ INFO_KEYS = (
     "lateral_offset_m",  # signed distance from the lane centre, left positive, m
     "heading_error_rad",  # vehicle yaw minus lane direction, left positive, rad
     "progress_m",  # distance travelled along the route since reset, m
-    "on_road",  # bool: the vehicle's footprint centre is on the road surface
+    "on_road",  # bool: the whole width of the vehicle is on the paved road
     "collision",  # bool: a collision happened during the last step
     "expert_curvature_1pm",  # the expert driver's curvature for the current state, 1/m
     "pose",  # Pose of the vehicle
