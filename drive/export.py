@@ -38,7 +38,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from drive import __version__
+from drive import __version__, export_optimize
 from drive.export_parity import (
     ParityResult,
     compare_rollouts,
@@ -101,10 +101,10 @@ class ExportResult:
         if self.split_parity is not None:
             lines.append(f"split parity: max |dcurvature| {self.split_parity.max_abs_diff_1pm:.3g} 1/m")
         for name, cost in self.variants.items():
+            relative = 100 * cost.rms_diff_1pm / max(cost.curvature_rms_1pm, 1e-12)
             lines.append(
                 f"{name} accuracy cost: max |dcurvature| {cost.max_abs_diff_1pm:.3g} 1/m, rms "
-                f"{cost.rms_diff_1pm:.3g} 1/m ({100 * cost.rms_diff_1pm / max(cost.curvature_rms_1pm, 1e-12):.2g}% "
-                f"of the curvature rms)"
+                f"{cost.rms_diff_1pm:.3g} 1/m ({relative:.2g}% of the curvature rms)"
             )
         lines += [f"wrote {role}: {path}" for role, path in self.paths.items()]
         return "\n".join(lines)
@@ -202,11 +202,27 @@ def policy_metadata(
     }
 
 
+def _drop_non_tensor_entries(module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict) -> None:
+    for key in [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]:
+        del state_dict[key]
+
+
 def to_onnx(
-    module: nn.Module, args: tuple[torch.Tensor, ...], input_names: list[str], output_names: list[str]
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    input_names: list[str],
+    output_names: list[str],
+    optimize: bool = True,
 ) -> onnx.ModelProto:
-    """Trace `module` at the example `args` (static shapes) into an ONNX model (opset 17, folded)."""
+    """Trace `module` at the example `args` (static shapes) into an ONNX model (opset 17).
+
+    With `optimize`, the graph is constant-folded and its Pads fused into the Convs at export time
+    (`drive.export_optimize`), instead of by every runtime at every start-up.
+    """
     buffer = io.BytesIO()
+    # The tracer detaches every state_dict value; a module's non-tensor extra state (the LTC cell keeps
+    # its wiring digest there) would break it, and it holds nothing the graph computes with.
+    hook = module.register_state_dict_post_hook(_drop_non_tensor_entries)
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript exporter is deprecated in favour of dynamo, which the heads do not promise.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -222,7 +238,9 @@ def to_onnx(
             do_constant_folding=True,
             training=torch.onnx.TrainingMode.EVAL,
         )
-    return onnx.load_from_string(buffer.getvalue())
+    hook.remove()
+    model = onnx.load_from_string(buffer.getvalue())
+    return export_optimize.optimize(model) if optimize else model
 
 
 def with_metadata(model: onnx.ModelProto, metadata: dict[str, str], doc: str) -> onnx.ModelProto:
@@ -297,7 +315,8 @@ def _parity_keys(result: ParityResult, tolerance: float | None) -> dict[str, str
 def _check_parity(result: ParityResult, what: str, tolerance: float) -> None:
     if not result.max_abs_diff_1pm <= tolerance:  # also catches NaN
         raise ExportError(
-            f"{what}: parity failed, max |curvature PyTorch - onnxruntime| = {result.max_abs_diff_1pm:.3g} 1/m "
+            f"{what}: parity failed, max |curvature PyTorch - onnxruntime| = "
+            f"{result.max_abs_diff_1pm:.3g} 1/m "
             f"over {result.steps} steps ({result.source}) exceeds {tolerance:g} 1/m; nothing was written"
         )
 
@@ -314,6 +333,7 @@ def export_policy(
     parity_steps: int = 200,
     frames_dir: str | Path | None = None,
     tolerance_1pm: float = PARITY_TOLERANCE_1PM,
+    optimize: bool = True,
 ) -> ExportResult:
     """Export `policy` to `out` (and its split / reduced-precision siblings), after the parity check.
 
@@ -328,6 +348,7 @@ def export_policy(
         parity_steps: frames in the parity sequence.
         frames_dir: a recording to take the parity frames from (default: synthetic frames).
         tolerance_1pm: the fp32 parity bound, 1/m.
+        optimize: fold constants and fuse Pads into Convs at export (`drive.export_optimize`).
 
     Returns:
         The files written, the parity and the variants' accuracy costs.
@@ -346,9 +367,12 @@ def export_policy(
     image = torch.from_numpy(frames[:1].copy())
     state = torch.zeros(1, n)
     metadata = policy_metadata(module, train_config, train_step)
-    doc = f"liquid-drive {module.config.name}: one control step, image + state -> curvature (1/m) + next_state"
+    doc = (
+        f"liquid-drive {module.config.name}: one control step, image + state -> curvature (1/m) + next_state"
+    )
 
-    full = to_onnx(OneStepGraph(module), (image, state), [IMAGE_INPUT, STATE_INPUT], [CURVATURE_OUTPUT, STATE_OUTPUT])
+    io_names = [IMAGE_INPUT, STATE_INPUT], [CURVATURE_OUTPUT, STATE_OUTPUT]
+    full = to_onnx(OneStepGraph(module), (image, state), *io_names, optimize=optimize)
     full = with_metadata(full, metadata, doc)
     reference = torch_rollout(module, frames)
     parity = compare_rollouts(reference, onnx_rollout(full_step(full), frames, n), source, module.state_size)
@@ -361,15 +385,18 @@ def export_policy(
         vision_path, policy_path = out.with_suffix(".vision.onnx"), out.with_suffix(".policy.onnx")
         with torch.no_grad():
             features = module.features(image)
-        vision = to_onnx(VisionGraph(module), (image,), [IMAGE_INPUT], [FEATURES_OUTPUT])
-        head = to_onnx(
-            PolicyGraph(module), (features, state), [FEATURES_INPUT, STATE_INPUT], [CURVATURE_OUTPUT, STATE_OUTPUT]
-        )
+        vision = to_onnx(VisionGraph(module), (image,), [IMAGE_INPUT], [FEATURES_OUTPUT], optimize=optimize)
+        head_names = [FEATURES_INPUT, STATE_INPUT], [CURVATURE_OUTPUT, STATE_OUTPUT]
+        head = to_onnx(PolicyGraph(module), (features, state), *head_names, optimize=optimize)
         split_parity = compare_rollouts(
             reference, onnx_rollout(split_step(vision, head), frames, n), source, module.state_size
         )
         _check_parity(split_parity, f"split export of {module.config.name} to {vision_path}", tolerance_1pm)
-        common = {**metadata, **_parity_keys(split_parity, tolerance_1pm), MetaKey.FEATURE_SIZE: str(features.shape[1])}
+        common = {
+            **metadata,
+            **_parity_keys(split_parity, tolerance_1pm),
+            MetaKey.FEATURE_SIZE: str(features.shape[1]),
+        }
         vision_meta = {**common, MetaKey.GRAPH: "vision", MetaKey.POLICY_GRAPH_FILE: policy_path.name}
         policy_meta = {**common, MetaKey.GRAPH: "policy", MetaKey.VISION_GRAPH_FILE: vision_path.name}
         to_write["vision"] = (vision_path, with_metadata(vision, vision_meta, doc + " (vision half)"))
@@ -380,7 +407,9 @@ def export_policy(
         if not wanted:
             continue
         variant = convert(full)
-        cost = compare_rollouts(reference, onnx_rollout(full_step(variant), frames, n), source, module.state_size)
+        cost = compare_rollouts(
+            reference, onnx_rollout(full_step(variant), frames, n), source, module.state_size
+        )
         variants[name] = cost
         meta = {**metadata, **_parity_keys(cost, None), MetaKey.PRECISION: name}
         to_write[name] = (out.with_suffix(f".{name}.onnx"), with_metadata(variant, meta, doc + f" ({name})"))

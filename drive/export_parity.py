@@ -54,7 +54,9 @@ def synthetic_frames(steps: int, height: int, width: int, seed: int = 0) -> np.n
         (T, height, width, 3) uint8 RGB.
     """
     if steps < 1 or height < 2 or width < 2:
-        raise ValueError(f"synthetic_frames: need steps >= 1 and a frame of at least 2x2, got {steps}, {height}x{width}")
+        raise ValueError(
+            f"synthetic_frames: need steps >= 1 and a frame of at least 2x2, got {steps}, {height}x{width}"
+        )
     rng = np.random.default_rng(seed)
     texture = rng.normal(0.0, 9.0, (height, width, 1)).astype(np.float32)
     rows = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]  # 0 at the top

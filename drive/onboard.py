@@ -150,9 +150,13 @@ def read_contract(path: str | Path, metadata: dict[str, str]) -> ModelContract:
         try:
             value = json.loads(raw) if kind is dict else kind(raw)
         except (TypeError, ValueError):
-            raise ModelContractError(f"model {path}: metadata {key!r} = {raw!r} is not a {kind.__name__}") from None
+            raise ModelContractError(
+                f"model {path}: metadata {key!r} = {raw!r} is not a {kind.__name__}"
+            ) from None
         if not isinstance(value, kind) or (check is not None and not check(value)):
-            raise ModelContractError(f"model {path}: metadata {key!r} = {raw!r} must be {what or kind.__name__}")
+            raise ModelContractError(
+                f"model {path}: metadata {key!r} = {raw!r} must be {what or kind.__name__}"
+            )
         return value
 
     version = parse(MetaKey.FORMAT_VERSION, int)
@@ -163,11 +167,14 @@ def read_contract(path: str | Path, metadata: dict[str, str]) -> ModelContract:
         )
     graph = metadata[MetaKey.GRAPH]
     if graph not in ("full", "vision", "policy"):
-        raise ModelContractError(f"model {path}: metadata {MetaKey.GRAPH!r} = {graph!r} is not full/vision/policy")
+        raise ModelContractError(
+            f"model {path}: metadata {MetaKey.GRAPH!r} = {graph!r} is not full/vision/policy"
+        )
     units = metadata[MetaKey.CURVATURE_UNITS]
     if units != CURVATURE_UNITS:
         raise ModelContractError(
-            f"model {path}: metadata {MetaKey.CURVATURE_UNITS!r} = {units!r}, this runtime expects {CURVATURE_UNITS!r}"
+            f"model {path}: metadata {MetaKey.CURVATURE_UNITS!r} = {units!r}, "
+            f"this runtime expects {CURVATURE_UNITS!r}"
         )
     positive = lambda v: v > 0  # noqa: E731
     return ModelContract(
@@ -201,7 +208,11 @@ def open_session(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ONNX model not found: {path}")
-    if isinstance(intra_op_num_threads, bool) or not isinstance(intra_op_num_threads, int) or intra_op_num_threads < 1:
+    if (
+        isinstance(intra_op_num_threads, bool)
+        or not isinstance(intra_op_num_threads, int)
+        or intra_op_num_threads < 1
+    ):
         raise ValueError(f"intra_op_num_threads must be a positive int, got {intra_op_num_threads!r}")
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_num_threads
@@ -280,13 +291,16 @@ class OnboardPolicy:
             _check_io(session, path, {**image_io, STATE_INPUT: ("tensor(float)", [1, n])}, state_out)
             self._session = session
         elif contract.graph == "vision":
-            self._vision, self._session = session, self._open_policy_graph(
-                path, contract, intra_op_num_threads, providers, optimization_level
+            self._vision, self._session = (
+                session,
+                self._open_policy_graph(path, contract, intra_op_num_threads, providers, optimization_level),
             )
             features = self._session.get_inputs()
             width_f = next((a.shape[1] for a in features if a.name == FEATURES_INPUT), None)
             if not isinstance(width_f, int):
-                raise ModelContractError(f"model {path}: its policy graph has no static {FEATURES_INPUT!r} input")
+                raise ModelContractError(
+                    f"model {path}: its policy graph has no static {FEATURES_INPUT!r} input"
+                )
             _check_io(session, path, image_io, {FEATURES_OUTPUT: ("tensor(float)", [1, width_f])})
         else:
             vision = contract.metadata.get(MetaKey.VISION_GRAPH_FILE, "its vision graph")
@@ -307,11 +321,18 @@ class OnboardPolicy:
     ) -> ort.InferenceSession:
         name = contract.metadata.get(MetaKey.POLICY_GRAPH_FILE)
         if not name:
-            raise ModelContractError(f"model {vision_path} is a vision graph without {MetaKey.POLICY_GRAPH_FILE!r}")
+            raise ModelContractError(
+                f"model {vision_path} is a vision graph without {MetaKey.POLICY_GRAPH_FILE!r}"
+            )
         path = vision_path.parent / name
         session = open_session(path, threads, providers, level)
         policy = read_contract(path, session.get_modelmeta().custom_metadata_map)
-        for key in (MetaKey.POLICY_NAME, MetaKey.STATE_SIZE, MetaKey.WIRING_DIGEST, MetaKey.TRAIN_CONFIG_DIGEST):
+        for key in (
+            MetaKey.POLICY_NAME,
+            MetaKey.STATE_SIZE,
+            MetaKey.WIRING_DIGEST,
+            MetaKey.TRAIN_CONFIG_DIGEST,
+        ):
             if policy.metadata[key] != contract.metadata[key]:
                 raise ModelContractError(
                     f"split export mismatch: metadata {key!r} is "
@@ -358,13 +379,18 @@ class OnboardPolicy:
                 else type(image_rgb_u8).__name__
             )
             raise ValueError(
-                f"OnboardPolicy.act: model {self.contract.path} takes {self._image_shape} uint8 RGB frames, got {got}"
+                f"OnboardPolicy.act: model {self.contract.path} takes {self._image_shape} uint8 RGB "
+                f"frames, got {got}"
             )
         image = np.ascontiguousarray(image_rgb_u8)[None]
         if self._vision is None:
-            curvature, state = self._session.run(_STEP_OUTPUTS, {IMAGE_INPUT: image, STATE_INPUT: self._state})
+            curvature, state = self._session.run(
+                _STEP_OUTPUTS, {IMAGE_INPUT: image, STATE_INPUT: self._state}
+            )
         else:
             (features,) = self._vision.run([FEATURES_OUTPUT], {IMAGE_INPUT: image})
-            curvature, state = self._session.run(_STEP_OUTPUTS, {FEATURES_INPUT: features, STATE_INPUT: self._state})
+            curvature, state = self._session.run(
+                _STEP_OUTPUTS, {FEATURES_INPUT: features, STATE_INPUT: self._state}
+            )
         self._state = state
         return float(curvature[0])

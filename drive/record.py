@@ -54,9 +54,19 @@ class RecordConfig:
             raise ValueError("tracks and conditions must each name at least one")
 
     def episode_plan(self) -> list[tuple[int, str, str, int]]:
-        """(index, track, condition, seed) of every episode."""
-        combos = itertools.cycle(itertools.product(self.tracks, self.conditions))
-        return [(i, *next(combos), self.seed + i) for i in range(self.episodes)]
+        """(index, track, condition, seed) of every episode.
+
+        Every track × condition pair is used once before any repeats, and consecutive episodes change
+        both track and condition where possible, so a few episodes already cover the variety asked for.
+        """
+        order: list[tuple[str, str]] = []
+        remaining = list(itertools.product(self.tracks, self.conditions))
+        while remaining:
+            last = order[-1] if order else (None, None)
+            pick = next((c for c in remaining if c[0] != last[0] and c[1] != last[1]), remaining[0])
+            order.append(pick)
+            remaining.remove(pick)
+        return [(i, *order[i % len(order)], self.seed + i) for i in range(self.episodes)]
 
 
 def record(config: RecordConfig, out_dir: str | Path, *, progress: bool = True) -> list[Path]:

@@ -88,7 +88,9 @@ def shift_label_correction_1pm(
     return -2.0 * math.sin(yaw_left_rad) / lookahead_m
 
 
-def draw_augmentation(rng: np.random.Generator, config: AugmentConfig, height: int, width: int) -> WindowAugmentation:
+def draw_augmentation(
+    rng: np.random.Generator, config: AugmentConfig, height: int, width: int
+) -> WindowAugmentation:
     """Draw one window's augmentation (the draws happen in a fixed order: reproducible per generator)."""
     if not config.enabled:
         return WindowAugmentation()
@@ -152,7 +154,9 @@ def apply_augmentation(
         (T, H, W, 3) uint8 frames and (T,) float32 labels (a fresh array when anything changed).
     """
     if frames_u8.ndim != 4 or frames_u8.shape[-1] != 3 or frames_u8.dtype != np.uint8:
-        raise ValueError(f"augment: expected (T, H, W, 3) uint8 frames, got {frames_u8.shape} {frames_u8.dtype}")
+        raise ValueError(
+            f"augment: expected (T, H, W, 3) uint8 frames, got {frames_u8.shape} {frames_u8.dtype}"
+        )
     labels = np.asarray(labels_1pm, np.float32)
     t, height, width, _ = frames_u8.shape
     identity = not aug.bands and aug.shift_px == 0 and (aug.brightness, aug.contrast, aug.gamma) == (0, 1, 1)
@@ -160,7 +164,9 @@ def apply_augmentation(
         return frames_u8, labels
     if aug.shift_px:
         frames_u8 = shift_frames(frames_u8, aug.shift_px)
-        correction = shift_label_correction_1pm(aug.shift_px, width, config.camera_hfov_deg, config.shift_lookahead_m)
+        correction = shift_label_correction_1pm(
+            aug.shift_px, width, config.camera_hfov_deg, config.shift_lookahead_m
+        )
         labels = labels + np.float32(correction)
     x = frames_u8.astype(np.float32) * (1.0 / 255.0)
     for band in aug.bands:

@@ -49,7 +49,9 @@ class DataConfig:
     def __post_init__(self) -> None:
         _check(self.window >= 1, f"data.window must be >= 1, got {self.window}")
         _check(self.stride >= 1, f"data.stride must be >= 1, got {self.stride}")
-        _check(0.0 <= self.val_fraction < 1.0, f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
+        _check(
+            0.0 <= self.val_fraction < 1.0, f"data.val_fraction must be in [0, 1), got {self.val_fraction}"
+        )
         _check(self.workers >= 0, f"data.workers must be >= 0, got {self.workers}")
         _check(self.cache_mb >= 0, f"data.cache_mb must be >= 0, got {self.cache_mb}")
 
@@ -101,15 +103,17 @@ class AugmentConfig:
         for name in ("shadow_probability", "shadow_light_probability", "shift_probability"):
             value = getattr(self, name)
             _check(0.0 <= value <= 1.0, f"augment.{name} must be in [0, 1], got {value}")
-        _check(self.shadow_max_bands >= 1, f"augment.shadow_max_bands must be >= 1, got {self.shadow_max_bands}")
+        _check(
+            self.shadow_max_bands >= 1, f"augment.shadow_max_bands must be >= 1, got {self.shadow_max_bands}"
+        )
         for name in ("shadow_strength", "shadow_width_frac"):
             lo, hi = getattr(self, name)
             _check(0.0 <= lo <= hi <= 1.0, f"augment.{name} must be (min, max) with 0 <= min <= max <= 1")
         for name in ("shadow_speed_frac", "brightness", "contrast", "gamma", "shift_max_px"):
             _check(getattr(self, name) >= 0.0, f"augment.{name} must be >= 0, got {getattr(self, name)}")
         _check(self.contrast < 1.0 and self.gamma < 1.0, "augment.contrast and augment.gamma must be < 1")
-        _check(0.0 < self.camera_hfov_deg < 180.0, f"augment.camera_hfov_deg must be in (0, 180)")
-        _check(self.shift_lookahead_m > 0.0, f"augment.shift_lookahead_m must be > 0")
+        _check(0.0 < self.camera_hfov_deg < 180.0, "augment.camera_hfov_deg must be in (0, 180)")
+        _check(self.shift_lookahead_m > 0.0, "augment.shift_lookahead_m must be > 0")
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,9 @@ class OptimConfig:
     step_gamma: float = 0.5
 
     def __post_init__(self) -> None:
-        _check(self.lr_head > 0 and self.lr_perception > 0, "optim.lr_head and optim.lr_perception must be > 0")
+        _check(
+            self.lr_head > 0 and self.lr_perception > 0, "optim.lr_head and optim.lr_perception must be > 0"
+        )
         _check(self.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {self.weight_decay}")
         _check(self.clip_norm > 0, f"optim.clip_norm must be > 0, got {self.clip_norm}")
         _check(self.warmup_steps >= 0, f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
@@ -216,6 +222,7 @@ class TrainConfig:
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(self.eval_interval >= 0, f"eval_interval must be >= 0, got {self.eval_interval}")
         _check(self.threads >= 0, f"threads must be >= 0, got {self.threads}")
+        _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
 
 
 RESUME_FREE_KEYS = frozenset(

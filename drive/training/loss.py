@@ -54,7 +54,9 @@ def weighted_error_sums(
         Σ w·(ŷ − y)² (differentiable), Σ w·y² (the zero predictor's), Σ w; float32 scalars.
     """
     if pred_1pm.shape != labels_1pm.shape:
-        raise ValueError(f"loss: predictions {tuple(pred_1pm.shape)} and labels {tuple(labels_1pm.shape)} differ")
+        raise ValueError(
+            f"loss: predictions {tuple(pred_1pm.shape)} and labels {tuple(labels_1pm.shape)} differ"
+        )
     weights = curve_weights(labels_1pm, curvature_scale_1pm, alpha)
     valid = weights > 0
     y = torch.where(valid, labels_1pm, torch.zeros_like(labels_1pm)).float() / curvature_scale_1pm

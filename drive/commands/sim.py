@@ -1,0 +1,36 @@
+"""`drive sim preview|tracks`: look at the embedded simulator."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sim", help="embedded simulator: preview images and video, list tracks")
+    inner = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    prev = inner.add_parser("preview", help="PNG grid of conditions, track map, mp4 of a short drive")
+    prev.add_argument("--track", default="country", help="track preset or seed-<n> (country)")
+    prev.add_argument("--out", default="out/preview", help="output directory (out/preview)")
+    prev.add_argument("--seed", type=int, default=0)
+    prev.add_argument("--seconds", type=float, default=20.0, help="length of the drive, simulated s")
+    prev.set_defaults(func=run_preview)
+    tracks = inner.add_parser("tracks", help="list the track presets with length and marking")
+    tracks.set_defaults(func=run_tracks)
+
+
+def run_preview(args: argparse.Namespace) -> int:
+    from drive.preview import preview
+
+    for kind, path in preview(args.track, args.out, seed=args.seed, seconds=args.seconds).items():
+        print(f"{kind:6s} {path}")
+    return 0
+
+
+def run_tracks(args: argparse.Namespace) -> int:
+    from sim.track_gen import list_tracks, make_track
+
+    for name in list_tracks():
+        track = make_track(name)
+        print(f"{name:10s} {track.length_m:7.0f} m  max |curvature| {abs(track.curvature_1pm).max():.3f} 1/m  "
+              f"marking {track.marking}")
+    return 0

@@ -1,0 +1,191 @@
+"""What an evaluation runs: its config (`EvalConfig`) and the matrix of episodes (`EpisodeSpec`).
+
+The matrix is policies × conditions × noise levels × seeds on one track the policies did not train on
+(`forest` by default, the unmarked narrow one). Every (condition, seed) pair gives the same start, route
+and noise stream to every policy and noise level: the simulator and the noise wrapper draw everything
+from the episode seed, so models are compared on identical drives.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.embedded import EmbeddedSimConfig
+from sim.safety_driver import SafetyDriverConfig
+
+EXPERT = "expert"
+"""`--policy expert`: the simulator's privileged expert as a reference driver (sees no camera)."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """A closed-loop evaluation (saved as `eval.yaml` beside the report).
+
+    Attributes:
+        policies: checkpoint paths, or "expert" for the built-in reference driver.
+        noise: Gaussian image-noise variances σ² on the [0, 1] image (the paper: 0, 0.1, 0.2, 0.3).
+        conditions: embedded-simulator conditions (summer, winter, rain, night, dusk).
+        seeds: episode seeds (start position, scenery, noise stream); mean ± sd are over these.
+        laps: laps per episode; None: no lap limit (then `max_steps` or `max_time_s` ends it).
+        max_steps: control steps per episode at most (quick runs); None: no step limit.
+        max_time_s: simulation time per episode at most, s; None: twice the nominal time of `laps`
+            plus 60 s (a cap for a car that stops making progress).
+        track: the held-out track (a preset or "seed-<n>").
+        workers: parallel worker processes (spawned, torch single-threaded); 1 runs in this process.
+        saliency: compute VisualBackProp saliency (needed for the SSIM table and the video overlay).
+        saliency_frames: leading frames whose saliency is kept and compared (the paper: 200).
+        videos: overlay videos per policy: its first `videos` episodes in (seed, condition, noise) order,
+            i.e. with `videos` = number of noise levels, one per noise level of the first seed.
+        video_s: length of each video, simulation seconds from the episode start.
+        record: write every episode as a recording (frames, telemetry, hidden state, saliency).
+        perturbations: further camera perturbations by name (`sim.perturbations.wrap`), on top of the
+            Gaussian noise, e.g. `[{"name": "blur", "sigma_px": 1.5}]`.
+        safety: the safety driver's triggers and response.
+        embedded: embedded-simulator settings (its track and condition are set per episode).
+    """
+
+    policies: list[str] = field(default_factory=list)
+    noise: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3])
+    conditions: list[str] = field(default_factory=lambda: ["summer"])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    laps: int | None = 2
+    max_steps: int | None = None
+    max_time_s: float | None = None
+    track: str = "forest"
+    workers: int = 1
+    saliency: bool = False
+    saliency_frames: int = 200
+    videos: int = 0
+    video_s: float = 20.0
+    record: bool = False
+    perturbations: list[dict[str, Any]] = field(default_factory=list)
+    safety: SafetyDriverConfig = field(default_factory=SafetyDriverConfig)
+    embedded: EmbeddedSimConfig = field(default_factory=EmbeddedSimConfig)
+
+    def __post_init__(self) -> None:
+        if not self.policies:
+            raise ValueError("policies: give at least one checkpoint (or 'expert')")
+        for name in ("noise", "conditions", "seeds"):
+            values = getattr(self, name)
+            if not values:
+                raise ValueError(f"{name}: give at least one value")
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name}: repeated values in {values}")
+        if any(not v >= 0 for v in self.noise):
+            raise ValueError(f"noise: variances must be ≥ 0, got {self.noise}")
+        if self.laps is None and self.max_steps is None and self.max_time_s is None:
+            raise ValueError("set laps, max_steps or max_time_s: an episode needs an end")
+        if self.laps is not None and self.laps < 1:
+            raise ValueError(f"laps must be ≥ 1 or None, got {self.laps}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be ≥ 1 or None, got {self.max_steps}")
+        if self.max_time_s is not None and not self.max_time_s > 0:
+            raise ValueError(f"max_time_s must be > 0 or None, got {self.max_time_s}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be ≥ 1, got {self.workers}")
+        if self.saliency_frames < 1:
+            raise ValueError(f"saliency_frames must be ≥ 1, got {self.saliency_frames}")
+        if self.videos < 0 or not self.video_s > 0:
+            raise ValueError(f"videos must be ≥ 0 and video_s > 0, got {self.videos}, {self.video_s}")
+        # Fail now, not in a worker: every condition and the track must build a simulator config.
+        from dataclasses import replace
+
+        for condition in self.conditions:
+            replace(self.embedded, track=self.track, condition=condition)
+
+    @property
+    def control_period_s(self) -> float:
+        return float(self.embedded.dt_ctrl_s)
+
+    @property
+    def video_frames(self) -> int:
+        """Frames in each video."""
+        return max(1, int(round(self.video_s / self.control_period_s)))
+
+    def episode_time_cap_s(self, track_length_m: float) -> float | None:
+        """The simulation-time limit of one episode, s (see `max_time_s`)."""
+        if self.max_time_s is not None:
+            return float(self.max_time_s)
+        if self.laps is None:
+            return None
+        speed = max(self.embedded.target_speed_mps, 0.5)
+        return 2.0 * self.laps * track_length_m / speed + 60.0
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """One cell of the matrix.
+
+    Attributes:
+        index: position in the plan (results are ordered by it).
+        policy: checkpoint path or "expert".
+        label: the policy's name in tables (registry name, made unique with the file stem).
+        condition: simulator condition.
+        noise_variance: σ² of the Gaussian image noise.
+        seed: episode seed.
+        video: write an overlay video of this episode.
+    """
+
+    index: int
+    policy: str
+    label: str
+    condition: str
+    noise_variance: float
+    seed: int
+    video: bool = False
+
+    @property
+    def episode_id(self) -> str:
+        """A file-system-safe name, e.g. `ncp-ltc_summer_noise0.1_seed2`."""
+        raw = f"{self.label}_{self.condition}_noise{self.noise_variance:g}_seed{self.seed}"
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)
+
+
+def policy_labels(policies: list[str], names: list[str]) -> list[str]:
+    """Table labels: the registry name, or `name@stem` where two policies share a name.
+
+    Args:
+        policies: checkpoint paths (or "expert"), in order.
+        names: the registry name of each (policy config name, or "expert").
+    """
+    from pathlib import Path
+
+    labels = []
+    for policy, name in zip(policies, names):
+        label = name if names.count(name) == 1 else f"{name}@{Path(policy).stem}"
+        labels.append(label)
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"policies: two entries would share the label(s) {sorted(labels)}; give each once")
+    return labels
+
+
+def plan_episodes(config: EvalConfig, labels: list[str]) -> list[EpisodeSpec]:
+    """Every episode of the matrix, policy by policy, then condition, noise level, seed.
+
+    Videos go to each policy's first `config.videos` episodes in (seed, condition, noise) order.
+    """
+    specs: list[EpisodeSpec] = []
+    for policy, label in zip(config.policies, labels):
+        video_order = sorted(
+            ((seed, ci, ni) for seed in config.seeds for ci in range(len(config.conditions))
+             for ni in range(len(config.noise))),
+            key=lambda k: (config.seeds.index(k[0]), k[1], k[2]),
+        )
+        with_video = set(video_order[: config.videos])
+        for ci, condition in enumerate(config.conditions):
+            for ni, noise in enumerate(config.noise):
+                for seed in config.seeds:
+                    specs.append(
+                        EpisodeSpec(
+                            index=len(specs),
+                            policy=policy,
+                            label=label,
+                            condition=condition,
+                            noise_variance=float(noise),
+                            seed=int(seed),
+                            video=(seed, ci, ni) in with_video,
+                        )
+                    )
+    return specs
