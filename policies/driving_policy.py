@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from perception.preprocess import Preprocess, PreprocessContract
+from perception.preprocess import PreprocessContract
+from perception.tensor_preprocess import Preprocess
 
 
 @dataclass(frozen=True)
