@@ -9,41 +9,49 @@ camera_width), with one control period of elapsed time per call (20 Hz): preproc
 INTER_AREA resize as two constant matrix products, /255, per-image standardisation) is inside it, so
 the runtime feeds raw frames. Names and metadata keys are defined by the runtime (`drive.onboard`).
 
-The stateless CNN has no state, but a zero-width ONNX tensor is awkward for runtimes (and some reject
-it), so its graph carries a 1-wide dummy state that passes through unchanged (`state_size` 1,
-`policy_state_size` 0, explained in `state_note`).
+The stateless CNN's graph carries a 1-wide dummy state that passes through unchanged (`state_size` 1,
+`policy_state_size` 0, explained in `state_note`); see `drive.export_graphs`.
 
 Every export is checked before anything is written: `onnx.checker`, then a parity run of PyTorch
 against onnxruntime over a frame sequence (`drive.export_parity`); an fp32 graph further than the
 tolerance from PyTorch fails the export. `split=True` also writes the vision graph (image -> features)
 and the policy graph (features, state -> curvature, next_state); `fp16` / `int8` write reduced-precision
-variants of the full graph with their measured accuracy cost (`drive.export_variants`).
+variants of the full graph with their measured accuracy cost (`drive.export_variants`). The graphs are
+traced in `drive.export_graphs` and cleaned up in `drive.export_optimize`.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import json
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
-from torch import nn
 
-from drive import __version__, export_optimize
+from drive import __version__
+from drive.export_graphs import (
+    OPSET,
+    STEP_ELAPSED_PERIODS,
+    OneStepGraph,
+    PolicyGraph,
+    VisionGraph,
+    graph_state_size,
+    to_onnx,
+    with_metadata,
+)
 from drive.export_parity import (
     ParityResult,
     compare_rollouts,
+    full_step,
     onnx_rollout,
     recorded_frames,
+    split_step,
     synthetic_frames,
     torch_rollout,
 )
@@ -60,12 +68,10 @@ from drive.onboard import (
 )
 from policies.driving_policy import DrivingPolicy
 
-OPSET = 17
 PARITY_TOLERANCE_1PM = 1e-4
 """Max |curvature difference| allowed between PyTorch and the fp32 graph over the parity sequence, 1/m."""
 CONTROL_RATE_HZ = 20.0
 """The control rate the graph steps at (one call per period; the LTC's elapsed time is 1 period)."""
-STEP_ELAPSED_PERIODS = 1.0
 
 
 class ExportError(ValueError):
@@ -79,6 +85,7 @@ class ExportResult:
     Attributes:
         paths: written files by role: "full", and "vision"/"policy" (split), "fp16", "int8".
         parity: PyTorch vs the fp32 full graph.
+        tolerance_1pm: the bound the fp32 graphs were held to, 1/m.
         split_parity: PyTorch vs the vision graph chained into the policy graph (split only).
         variants: PyTorch fp32 vs each reduced-precision variant ("fp16", "int8"): its accuracy cost.
         metadata: the full graph's metadata_props.
@@ -86,6 +93,7 @@ class ExportResult:
 
     paths: dict[str, Path]
     parity: ParityResult
+    tolerance_1pm: float = PARITY_TOLERANCE_1PM
     split_parity: ParityResult | None = None
     variants: dict[str, ParityResult] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
@@ -95,7 +103,7 @@ class ExportResult:
         p = self.parity
         lines = [
             f"parity ({p.source}, {p.steps} steps): max |dcurvature| {p.max_abs_diff_1pm:.3g} 1/m "
-            f"(tolerance {PARITY_TOLERANCE_1PM:g}), rms {p.rms_diff_1pm:.3g}, max |dstate| "
+            f"(tolerance {self.tolerance_1pm:g}), rms {p.rms_diff_1pm:.3g}, max |dstate| "
             f"{p.max_state_diff:.3g}; curvature rms {p.curvature_rms_1pm:.3g} 1/m"
         ]
         if self.split_parity is not None:
@@ -110,57 +118,11 @@ class ExportResult:
         return "\n".join(lines)
 
 
-class OneStepGraph(nn.Module):
-    """The full graph: (image (1, H, W, 3) uint8, state (1, N)) -> (curvature (1,), next_state (1, N))."""
-
-    def __init__(self, policy: DrivingPolicy) -> None:
-        super().__init__()
-        self.policy = policy
-        self.stateless = policy.state_size == 0
-
-    def forward(self, image: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.stateless:  # the 1-wide dummy state passes through (module docstring)
-            curvature, _ = self.policy.step(image, state[:, :0], STEP_ELAPSED_PERIODS)
-            return curvature, state
-        return self.policy.step(image, state, STEP_ELAPSED_PERIODS)
-
-
-class VisionGraph(nn.Module):
-    """Split export, first half: image (1, H, W, 3) uint8 -> features (1, F) float32."""
-
-    def __init__(self, policy: DrivingPolicy) -> None:
-        super().__init__()
-        self.policy = policy
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.policy.features(image)
-
-
-class PolicyGraph(nn.Module):
-    """Split export, second half: (features (1, F), state (1, N)) -> (curvature (1,), next_state)."""
-
-    def __init__(self, policy: DrivingPolicy) -> None:
-        super().__init__()
-        self.policy = policy
-        self.stateless = policy.state_size == 0
-
-    def forward(self, features: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        head_state = state[:, :0] if self.stateless else state
-        y, next_state = self.policy.head.step(features, head_state, STEP_ELAPSED_PERIODS)
-        curvature = y[:, 0] * self.policy.curvature_scale_1pm
-        return curvature, (state if self.stateless else next_state)
-
-
 def config_digest(config: dict[str, Any] | None) -> str:
     """sha256[:16] of a config dict's sorted JSON (as `drive.config.digest`); "none" for no config."""
     if config is None:
         return "none"
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def graph_state_size(policy: DrivingPolicy) -> int:
-    """Width of the graph's state: the policy's, or 1 (a dummy) for a stateless policy."""
-    return max(policy.state_size, 1)
 
 
 def policy_metadata(
@@ -200,87 +162,6 @@ def policy_metadata(
         MetaKey.PRECISION: "fp32",
         MetaKey.EXPORTER: f"liquid-drive {__version__}, torch {torch.__version__}, opset {OPSET}",
     }
-
-
-def _drop_non_tensor_entries(module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict) -> None:
-    for key in [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]:
-        del state_dict[key]
-
-
-def to_onnx(
-    module: nn.Module,
-    args: tuple[torch.Tensor, ...],
-    input_names: list[str],
-    output_names: list[str],
-    optimize: bool = True,
-) -> onnx.ModelProto:
-    """Trace `module` at the example `args` (static shapes) into an ONNX model (opset 17).
-
-    With `optimize`, the graph is constant-folded and its Pads fused into the Convs at export time
-    (`drive.export_optimize`), instead of by every runtime at every start-up.
-    """
-    buffer = io.BytesIO()
-    # The tracer detaches every state_dict value; a module's non-tensor extra state (the LTC cell keeps
-    # its wiring digest there) would break it, and it holds nothing the graph computes with.
-    hook = module.register_state_dict_post_hook(_drop_non_tensor_entries)
-    with warnings.catch_warnings(), torch.no_grad():
-        # The TorchScript exporter is deprecated in favour of dynamo, which the heads do not promise.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(
-            module,
-            args,
-            buffer,
-            dynamo=False,
-            opset_version=OPSET,
-            input_names=input_names,
-            output_names=output_names,
-            do_constant_folding=True,
-            training=torch.onnx.TrainingMode.EVAL,
-        )
-    hook.remove()
-    model = onnx.load_from_string(buffer.getvalue())
-    return export_optimize.optimize(model) if optimize else model
-
-
-def with_metadata(model: onnx.ModelProto, metadata: dict[str, str], doc: str) -> onnx.ModelProto:
-    """`model` with `metadata` as its metadata_props (replacing any), a doc string, checked."""
-    del model.metadata_props[:]
-    for key, value in metadata.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, str(value)
-    model.doc_string = doc
-    model.producer_name = "liquid-drive"
-    model.producer_version = __version__
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def session(model: onnx.ModelProto) -> ort.InferenceSession:
-    """A 1-thread CPU onnxruntime session on an in-memory model."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-
-
-def full_step(model: onnx.ModelProto):
-    """An `OnnxStep` calling a full graph."""
-    sess = session(model)
-    names = [CURVATURE_OUTPUT, STATE_OUTPUT]
-    return lambda image, state: tuple(sess.run(names, {IMAGE_INPUT: image, STATE_INPUT: state}))
-
-
-def split_step(vision: onnx.ModelProto, policy: onnx.ModelProto):
-    """An `OnnxStep` chaining a split export's vision graph into its policy graph."""
-    vision_sess, policy_sess = session(vision), session(policy)
-    names = [CURVATURE_OUTPUT, STATE_OUTPUT]
-
-    def step(image: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        (features,) = vision_sess.run([FEATURES_OUTPUT], {IMAGE_INPUT: image})
-        return tuple(policy_sess.run(names, {FEATURES_INPUT: features, STATE_INPUT: state}))
-
-    return step
 
 
 def parity_frames(
@@ -375,49 +256,77 @@ def export_policy(
     full = to_onnx(OneStepGraph(module), (image, state), *io_names, optimize=optimize)
     full = with_metadata(full, metadata, doc)
     reference = torch_rollout(module, frames)
-    parity = compare_rollouts(reference, onnx_rollout(full_step(full), frames, n), source, module.state_size)
+    n_policy = module.state_size
+    parity = compare_rollouts(reference, onnx_rollout(full_step(full), frames, n), source, n_policy)
     _check_parity(parity, f"export of {module.config.name} to {out}", tolerance_1pm)
     metadata.update(_parity_keys(parity, tolerance_1pm))
     to_write = {"full": (out, with_metadata(full, metadata, doc))}
 
     split_parity = None
     if split:
-        vision_path, policy_path = out.with_suffix(".vision.onnx"), out.with_suffix(".policy.onnx")
-        with torch.no_grad():
-            features = module.features(image)
-        vision = to_onnx(VisionGraph(module), (image,), [IMAGE_INPUT], [FEATURES_OUTPUT], optimize=optimize)
-        head_names = [FEATURES_INPUT, STATE_INPUT], [CURVATURE_OUTPUT, STATE_OUTPUT]
-        head = to_onnx(PolicyGraph(module), (features, state), *head_names, optimize=optimize)
-        split_parity = compare_rollouts(
-            reference, onnx_rollout(split_step(vision, head), frames, n), source, module.state_size
-        )
-        _check_parity(split_parity, f"split export of {module.config.name} to {vision_path}", tolerance_1pm)
-        common = {
-            **metadata,
-            **_parity_keys(split_parity, tolerance_1pm),
-            MetaKey.FEATURE_SIZE: str(features.shape[1]),
-        }
-        vision_meta = {**common, MetaKey.GRAPH: "vision", MetaKey.POLICY_GRAPH_FILE: policy_path.name}
-        policy_meta = {**common, MetaKey.GRAPH: "policy", MetaKey.VISION_GRAPH_FILE: vision_path.name}
-        to_write["vision"] = (vision_path, with_metadata(vision, vision_meta, doc + " (vision half)"))
-        to_write["policy"] = (policy_path, with_metadata(head, policy_meta, doc + " (policy half)"))
+        check = _Check(frames, source, reference, tolerance_1pm)
+        split_parity, halves = _split_graphs(module, (image, state), out, metadata, doc, check, optimize)
+        to_write.update(halves)
 
     variants: dict[str, ParityResult] = {}
     for name, wanted, convert in (("fp16", fp16, to_fp16), ("int8", int8, to_int8_dynamic)):
-        if not wanted:
-            continue
-        variant = convert(full)
-        cost = compare_rollouts(
-            reference, onnx_rollout(full_step(variant), frames, n), source, module.state_size
-        )
-        variants[name] = cost
-        meta = {**metadata, **_parity_keys(cost, None), MetaKey.PRECISION: name}
-        to_write[name] = (out.with_suffix(f".{name}.onnx"), with_metadata(variant, meta, doc + f" ({name})"))
+        if wanted:
+            variant = convert(full)
+            cost = compare_rollouts(reference, onnx_rollout(full_step(variant), frames, n), source, n_policy)
+            variants[name] = cost
+            meta = {**metadata, **_parity_keys(cost, None), MetaKey.PRECISION: name}
+            to_write[name] = (
+                out.with_suffix(f".{name}.onnx"),
+                with_metadata(variant, meta, f"{doc} ({name})"),
+            )
 
     for path, model in to_write.values():
         _atomic_save(model, path)
     paths = {role: path for role, (path, _) in to_write.items()}
-    return ExportResult(paths, parity, split_parity, variants, metadata)
+    return ExportResult(paths, parity, tolerance_1pm, split_parity, variants, metadata)
+
+
+@dataclass(frozen=True)
+class _Check:
+    """What a parity check of another graph of the same export needs."""
+
+    frames: np.ndarray
+    source: str
+    reference: tuple[np.ndarray, np.ndarray]
+    tolerance_1pm: float
+
+
+def _split_graphs(
+    module: DrivingPolicy,
+    example: tuple[torch.Tensor, torch.Tensor],
+    out: Path,
+    metadata: dict[str, str],
+    doc: str,
+    check: _Check,
+    optimize: bool,
+) -> tuple[ParityResult, dict[str, tuple[Path, onnx.ModelProto]]]:
+    """The vision and policy graphs, checked chained together against PyTorch; their files by role."""
+    image, state = example
+    vision_path, policy_path = out.with_suffix(".vision.onnx"), out.with_suffix(".policy.onnx")
+    with torch.no_grad():
+        features = module.features(image)
+    vision = to_onnx(VisionGraph(module), (image,), [IMAGE_INPUT], [FEATURES_OUTPUT], optimize=optimize)
+    head_names = [FEATURES_INPUT, STATE_INPUT], [CURVATURE_OUTPUT, STATE_OUTPUT]
+    head = to_onnx(PolicyGraph(module), (features, state), *head_names, optimize=optimize)
+    chained = onnx_rollout(split_step(vision, head), check.frames, graph_state_size(module))
+    parity = compare_rollouts(check.reference, chained, check.source, module.state_size)
+    _check_parity(parity, f"split export of {module.config.name} to {vision_path}", check.tolerance_1pm)
+    common = {
+        **metadata,
+        **_parity_keys(parity, check.tolerance_1pm),
+        MetaKey.FEATURE_SIZE: str(features.shape[1]),
+    }
+    vision_meta = {**common, MetaKey.GRAPH: "vision", MetaKey.POLICY_GRAPH_FILE: policy_path.name}
+    policy_meta = {**common, MetaKey.GRAPH: "policy", MetaKey.VISION_GRAPH_FILE: vision_path.name}
+    return parity, {
+        "vision": (vision_path, with_metadata(vision, vision_meta, f"{doc} (vision half)")),
+        "policy": (policy_path, with_metadata(head, policy_meta, f"{doc} (policy half)")),
+    }
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, **options: Any) -> ExportResult:

@@ -13,8 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import torch
 
+from drive.onboard import (
+    CURVATURE_OUTPUT,
+    FEATURES_INPUT,
+    FEATURES_OUTPUT,
+    IMAGE_INPUT,
+    STATE_INPUT,
+    STATE_OUTPUT,
+)
 from policies.driving_policy import DrivingPolicy
 
 OnnxStep = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -95,13 +105,14 @@ def recorded_frames(path: str | Path, steps: int, height: int, width: int, start
     """
     from recordings import Recording  # the recordings package; imported only when a recording is used
 
-    frames = np.asarray(Recording(path).frames(start, start + steps))
-    if frames.ndim != 4 or frames.shape[0] < steps:
+    recording = Recording(path)
+    if recording.num_frames < start + steps:
         raise ValueError(
-            f"recording {path} gave frames of shape {frames.shape} for [{start}:{start + steps}]; "
-            f"the parity check needs {steps} frames (use --parity-steps to ask for fewer)"
+            f"recording {path} has {recording.num_frames} frames; the parity check needs {steps} from "
+            f"frame {start} (use --parity-steps to ask for fewer)"
         )
-    if frames.dtype != np.uint8 or frames.shape[1:] != (height, width, 3):
+    frames = np.asarray(recording.frames(start, start + steps))
+    if frames.ndim != 4 or frames.dtype != np.uint8 or frames.shape[1:] != (height, width, 3):
         raise ValueError(
             f"recording {path} holds {frames.shape[1:]} {frames.dtype} frames, but the policy's camera "
             f"is ({height}, {width}, 3) uint8"
@@ -154,3 +165,31 @@ def compare_rollouts(
         curvature_rms_1pm=float(np.sqrt(np.mean(ref_c**2))),
         source=source,
     )
+
+
+def session(model: onnx.ModelProto) -> ort.InferenceSession:
+    """A 1-thread CPU onnxruntime session on an in-memory model."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: the fp16 variant's fallback notices are expected
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def full_step(model: onnx.ModelProto) -> OnnxStep:
+    """An `OnnxStep` calling a full graph."""
+    sess = session(model)
+    names = [CURVATURE_OUTPUT, STATE_OUTPUT]
+    return lambda image, state: tuple(sess.run(names, {IMAGE_INPUT: image, STATE_INPUT: state}))
+
+
+def split_step(vision: onnx.ModelProto, policy: onnx.ModelProto) -> OnnxStep:
+    """An `OnnxStep` chaining a split export's vision graph into its policy graph."""
+    vision_sess, policy_sess = session(vision), session(policy)
+    names = [CURVATURE_OUTPUT, STATE_OUTPUT]
+
+    def step(image: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        (features,) = vision_sess.run([FEATURES_OUTPUT], {IMAGE_INPUT: image})
+        return tuple(policy_sess.run(names, {FEATURES_INPUT: features, STATE_INPUT: state}))
+
+    return step

@@ -14,6 +14,7 @@ them unchanged; what they cost in accuracy is measured by the export against PyT
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -35,25 +36,42 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def to_int8_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of `model` with the perception's Conv/MatMul/Gemm weights dynamically quantised to int8.
+    """A copy of `model` with the perception's Conv/MatMul/Gemm dynamically quantised to 8 bits.
 
-    Convolutions get uint8 weights (onnxruntime's CPU ConvInteger takes uint8 x uint8); matrix products
-    int8 weights. Nodes outside the perception (preprocessing, the recurrent head) stay float32.
+    Weights are quantised to 8-bit unsigned integers (onnxruntime's CPU ConvInteger takes uint8 weights
+    only), activations per call. Nodes outside the perception (preprocessing, the recurrent head) stay
+    float32.
     """
     excluded = [node.name for node in model.graph.node if PERCEPTION_SCOPE not in node.name]
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         source.write_bytes(model.SerializeToString())
-        quantize_dynamic(
-            source,
-            target,
-            op_types_to_quantize=INT8_OP_TYPES,
-            nodes_to_exclude=excluded,
-            weight_type=QuantType.QUInt8,
-        )
+        # The hint to "pre-process" (shape inference + optimisation) is moot: the graph is already
+        # optimised and its shapes are static.
+        hint = _DropMessage("pre-processing before quantization")
+        logging.getLogger().addFilter(hint)
+        try:
+            quantize_dynamic(
+                source,
+                target,
+                op_types_to_quantize=INT8_OP_TYPES,
+                nodes_to_exclude=excluded,
+                weight_type=QuantType.QUInt8,
+            )
+        finally:
+            logging.getLogger().removeFilter(hint)
         converted = onnx.load(str(target))
     _keep_metadata(model, converted)
     return converted
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
 
 
 def copy_model(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -151,7 +151,7 @@ def read_contract(path: str | Path, metadata: dict[str, str]) -> ModelContract:
             value = json.loads(raw) if kind is dict else kind(raw)
         except (TypeError, ValueError):
             raise ModelContractError(
-                f"model {path}: metadata {key!r} = {raw!r} is not a {kind.__name__}"
+                f"model {path}: metadata {key!r} = {raw!r} is not a valid {kind.__name__}"
             ) from None
         if not isinstance(value, kind) or (check is not None and not check(value)):
             raise ModelContractError(
