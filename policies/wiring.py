@@ -163,8 +163,9 @@ class Wiring:
 
     def digest(self) -> str:
         """A short hash of the connectivity (sizes, signs, layers): equal wirings have equal digests."""
+        # Like __eq__, ignore how the wiring was made (kind, params): an imported copy hashes the same.
         payload = json.dumps(
-            {k: v for k, v in self.to_dict().items() if k != "params"}, sort_keys=True
+            {k: v for k, v in self.to_dict().items() if k not in ("params", "kind")}, sort_keys=True
         ).encode()
         return hashlib.sha256(payload).hexdigest()[:16]
 
