@@ -25,9 +25,13 @@ def describe_policy(name: str = "ncp-ltc", wiring_seed: int | None = None) -> st
             f"{pol['sensory_inhibitory']} inhibitory) + {wiring.synapse_count} internal "
             f"({pol['excitatory']} excitatory, {pol['inhibitory']} inhibitory)",
         ]
-    breakdown = getattr(policy.head, "parameter_breakdown", None)
-    if breakdown is not None:
-        parts = "  ".join(f"{k} {v:,}" for k, v in breakdown().items())
-        lines.append(f"  head parameters: {parts}")
+    summary = getattr(policy.head, "parameter_summary", None)
+    if summary is not None:
+        b = policy.head.parameter_breakdown()
+        lines.append(f"  head parameters: {summary()}")
+        lines.append(
+            f"  (the head stores {b['allocated_params']:,} values: dense synapse tensors whose masked-out "
+            f"entries never act or train; {b['total_params']:,} are live)"
+        )
     lines.append(f"  state size: {policy.state_size}  curvature scale: {policy.curvature_scale_1pm} 1/m per unit")
     return "\n".join(lines)
