@@ -43,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as err:  # user errors: one clear line, no traceback
+    # User errors and an unreachable CARLA server: one clear line, no traceback.
+    except (ValueError, FileNotFoundError, ConnectionError, TimeoutError) as err:
         if os.environ.get("DRIVE_DEBUG"):
             raise
         print(f"drive {args.command}: error: {err}", file=sys.stderr)

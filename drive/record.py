@@ -15,6 +15,7 @@ from pathlib import Path
 from drive.drivers import ExpertActor
 from drive.loop import EpisodeLimits, run_episode
 from drive.simulators import make_simulator, sim_meta
+from sim.carla_config import CarlaConfig
 from sim.embedded import EmbeddedSimConfig
 from sim.expert import PerturbationConfig
 
@@ -24,8 +25,9 @@ class RecordConfig:
     """A set of recorded expert drives.
 
     Attributes:
-        sim: simulator backend ("embedded"; "carla" with the carla extra).
-        tracks: tracks to cycle through (embedded presets or "seed-<n>"; CARLA towns).
+        sim: simulator backend ("embedded"; "carla" with the carla extra and a running server).
+        tracks: tracks to cycle through (embedded presets or "seed-<n>"; with CARLA also towns such as
+            "Town01" or .xodr files, see `CarlaConfig.track`).
         conditions: conditions to cycle through.
         episodes: number of episodes.
         minutes: total driving time over all episodes, simulation minutes.
@@ -33,6 +35,7 @@ class RecordConfig:
         perturb: add recovery perturbations to the executed command (the label stays the expert's).
         perturbation: pulse ranges of the recovery perturbations.
         embedded: embedded-simulator settings (its track and condition are set per episode).
+        carla: CARLA settings (server, vehicle, camera; track and condition are set per episode).
     """
 
     sim: str = "embedded"
@@ -44,6 +47,7 @@ class RecordConfig:
     perturb: bool = True
     perturbation: PerturbationConfig = field(default_factory=PerturbationConfig)
     embedded: EmbeddedSimConfig = field(default_factory=EmbeddedSimConfig)
+    carla: CarlaConfig = field(default_factory=CarlaConfig)
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -52,6 +56,15 @@ class RecordConfig:
             raise ValueError(f"minutes must be > 0, got {self.minutes}")
         if not self.tracks or not self.conditions:
             raise ValueError("tracks and conditions must each name at least one")
+        if self.sim not in ("embedded", "carla"):
+            raise ValueError(f"sim must be 'embedded' or 'carla', got {self.sim!r}")
+        for track in self.tracks:  # fail now, not after hours of driving
+            self.sim_config(track, self.conditions[0])
+
+    def sim_config(self, track: str, condition: str) -> EmbeddedSimConfig | CarlaConfig:
+        """The active backend's config (`embedded` or `carla`) for one episode's track and condition."""
+        base = self.carla if self.sim == "carla" else self.embedded
+        return dataclasses.replace(base, track=track, condition=condition)
 
     def episode_plan(self) -> list[tuple[int, str, str, int]]:
         """(index, track, condition, seed) of every episode.
@@ -61,11 +74,18 @@ class RecordConfig:
         """
         order: list[tuple[str, str]] = []
         remaining = list(itertools.product(self.tracks, self.conditions))
+        uses = dict.fromkeys([*self.tracks, *self.conditions], 0)
         while remaining:
             last = order[-1] if order else (None, None)
-            pick = next((c for c in remaining if c[0] != last[0] and c[1] != last[1]), remaining[0])
+            # Least-used track and condition first; then change both from the last episode.
+            pick = min(
+                remaining,
+                key=lambda c: (uses[c[0]] + uses[c[1]], c[0] == last[0], c[1] == last[1]),
+            )
             order.append(pick)
             remaining.remove(pick)
+            uses[pick[0]] += 1
+            uses[pick[1]] += 1
         return [(i, *order[i % len(order)], self.seed + i) for i in range(self.episodes)]
 
 
@@ -81,7 +101,8 @@ def record(config: RecordConfig, out_dir: str | Path, *, progress: bool = True) 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "record.yaml")
-    steps_per_episode = int(round(config.minutes * 60.0 / config.episodes / config.embedded.dt_ctrl_s))
+    dt_s = config.sim_config(config.tracks[0], config.conditions[0]).dt_ctrl_s
+    steps_per_episode = int(round(config.minutes * 60.0 / config.episodes / dt_s))
     plan = config.episode_plan()
     bar = _progress_bar(len(plan) * steps_per_episode, progress)
     paths = []
@@ -91,12 +112,15 @@ def record(config: RecordConfig, out_dir: str | Path, *, progress: bool = True) 
             paths.append(path)
             if path.exists():
                 if not Recording(path).complete:
-                    raise ValueError(f"{path} is an incomplete episode (interrupted?); delete it to re-record")
+                    raise ValueError(
+                        f"{path} is an incomplete episode (interrupted?); delete it to re-record"
+                    )
                 bar.update(steps_per_episode)
                 continue
-            sim_config = dataclasses.replace(config.embedded, track=track, condition=condition)
+            sim_config = config.sim_config(track, condition)
             driver = ExpertActor(config.perturbation if config.perturb else None)
-            meta = sim_meta(config.sim, sim_config, seed, extra={"driver": "expert", "perturb": config.perturb})
+            extra = {"driver": "expert", "perturb": config.perturb}
+            meta = sim_meta(config.sim, sim_config, seed, extra=extra)
             bar.set_postfix_str(f"{track}/{condition} seed {seed}")
             with make_simulator(config.sim, sim_config) as sim:
                 run_episode(

@@ -12,6 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory (episodes go in episode-NNNN/)")
     p.add_argument("--sim", choices=["embedded", "carla"], default=None, help="simulator backend (embedded)")
     p.add_argument("--track", type=comma_list, default=None, help="track(s), comma-separated (country)")
+    p.add_argument("--town", dest="track", type=comma_list, help="CARLA town(s), e.g. Town01 (= --track)")
     p.add_argument("--condition", type=comma_list, default=None, help="condition(s), comma-separated (summer)")
     p.add_argument("--minutes", type=float, default=None, help="total simulated minutes (10)")
     p.add_argument("--episodes", type=int, default=None, help="number of episodes (4)")

@@ -1,4 +1,4 @@
-"""`drive sim preview|tracks`: look at the embedded simulator."""
+"""`drive sim preview|tracks|export-xodr`: look at the embedded simulator, export a track for CARLA."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     prev.set_defaults(func=run_preview)
     tracks = inner.add_parser("tracks", help="list the track presets with length and marking")
     tracks.set_defaults(func=run_tracks)
+    xodr = inner.add_parser("export-xodr", help="write a track as OpenDRIVE for CARLA")
+    xodr.add_argument("--track", default="country", help="track preset or seed-<n> (country)")
+    xodr.add_argument("out", help="output .xodr file")
+    xodr.set_defaults(func=run_export_xodr)
 
 
 def run_preview(args: argparse.Namespace) -> int:
@@ -33,4 +37,18 @@ def run_tracks(args: argparse.Namespace) -> int:
         track = make_track(name)
         print(f"{name:10s} {track.length_m:7.0f} m  max |curvature| {abs(track.curvature_1pm).max():.3f} 1/m  "
               f"marking {track.marking}")
+    return 0
+
+
+def run_export_xodr(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sim.track_gen import make_track
+    from sim.xodr import track_to_xodr
+
+    track = make_track(args.track)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(track_to_xodr(track))
+    print(f"wrote {out}: track {track.name}, {track.length_m:.0f} m, lane {track.lane_width_m:g} m")
     return 0
