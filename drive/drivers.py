@@ -110,7 +110,9 @@ class PolicyRunner:
         pre = policy.preprocess(image)
         maps = policy.perception.feature_maps(pre)
         # The conv head ends in sensory features; PilotNet (the `cnn` policy) regresses curvature itself.
-        from_map = getattr(policy.perception, "features_from_map", None) or policy.perception.curvature_from_map
+        from_map = (
+            getattr(policy.perception, "features_from_map", None) or policy.perception.curvature_from_map
+        )
         feats = from_map(maps[-1])
         y, self._state = policy.head.step(feats, self._state)
         self.saliency = visual_backprop(maps, tuple(pre.shape[1:3]))[0].cpu().numpy()

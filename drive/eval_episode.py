@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from drive.eval_plan import EXPERT, EvalConfig, EpisodeSpec
+from drive.eval_plan import EXPERT, EpisodeSpec, EvalConfig
 from sim.types import Observation
 
 TRAJECTORY_COLUMNS = (
@@ -35,7 +35,7 @@ TRAJECTORY_COLUMNS = (
 )
 """Telemetry columns an outcome carries back to the report (the full table is in a recording)."""
 
-_POLICIES: dict[str, Any] = {}  # checkpoint path -> DrivingPolicy, loaded once per process
+_POLICIES: dict[tuple, Any] = {}  # (checkpoint path, mtime, size) -> DrivingPolicy, loaded once per process
 
 
 @dataclass
@@ -64,9 +64,10 @@ class EpisodeOutcome:
 
 
 class WindowedDriver:
-    """Wraps a driver for evaluation: saliency only for the first `saliency_frames` steps (it costs a
-    backward-style pass per frame), camera frames kept for the first `keep_frames` steps (the video),
-    and, for a policy without recurrent state (the CNN), its last hidden layer as the neuron activity.
+    """Wraps a driver for evaluation: saliency only for the first `saliency_frames` steps (the report
+    compares that window; it saves ~20 % per step after it), camera frames kept for the first
+    `keep_frames` steps (the video), and, for a policy without recurrent state (the CNN), its last
+    hidden layer (PilotNet's 100-unit FC layer, after ReLU) as the neuron activity.
 
     Args:
         driver: an `ExpertActor` or `PolicyRunner`.
@@ -131,18 +132,22 @@ def _attach_fc_probe(driver: Any) -> tuple[Callable[[], np.ndarray] | None, Any]
     return (lambda: seen["fc2"]), handle
 
 
-def build_driver(config: EvalConfig, spec: EpisodeSpec, saliency_frames: int, keep_frames: int) -> WindowedDriver:
+def build_driver(
+    config: EvalConfig, spec: EpisodeSpec, saliency_frames: int, keep_frames: int
+) -> WindowedDriver:
     """The driver of `spec`: the expert, or the checkpoint's policy in a `PolicyRunner`."""
     from drive.drivers import ExpertActor, PolicyRunner
 
     if spec.policy == EXPERT:
         return WindowedDriver(ExpertActor(None), 0, keep_frames)
-    policy = _POLICIES.get(spec.policy)
+    stat = Path(spec.policy).stat()
+    key = (str(Path(spec.policy).resolve()), stat.st_mtime_ns, stat.st_size)  # a rewritten file reloads
+    policy = _POLICIES.get(key)
     if policy is None:
         from policies.checkpoint import load_policy
 
         policy, _ = load_policy(spec.policy)
-        _POLICIES[spec.policy] = policy
+        _POLICIES[key] = policy
     method = "visual_backprop" if config.saliency and hasattr(policy.perception, "feature_maps") else None
     runner = PolicyRunner(policy, saliency=method, name=spec.label)
     return WindowedDriver(runner, saliency_frames if method else 0, keep_frames)
@@ -181,8 +186,12 @@ def run_job(
         elif spec.video:
             window = max(window, keep)
         driver = build_driver(config, spec, window, keep)
-        context = {"noise_variance": spec.noise_variance, "policy": spec.label, "condition": spec.condition,
-                   "seed": spec.seed}
+        context = {
+            "noise_variance": spec.noise_variance,
+            "policy": spec.label,
+            "condition": spec.condition,
+            "seed": spec.seed,
+        }
         sim = make_simulator(
             "embedded",
             sim_config,
@@ -197,8 +206,12 @@ def run_job(
             laps=config.laps,
         )
         record_to = out / "episodes" / spec.episode_id if config.record else None
-        meta = sim_meta("embedded", sim_config, spec.seed, extra={"driver": spec.label, "policy": spec.policy,
-                                                                 "noise_variance": spec.noise_variance})
+        meta = sim_meta(
+            "embedded",
+            sim_config,
+            spec.seed,
+            extra={"driver": spec.label, "policy": spec.policy, "noise_variance": spec.noise_variance},
+        )
         progress = _StepReporter(on_steps)
         with sim:
             result = run_episode(
@@ -225,7 +238,8 @@ def run_job(
                 telemetry,
                 saliency=result.saliency,
                 hidden=hidden,
-                title=f"{spec.label}  {spec.condition}  noise σ²={spec.noise_variance:g}  seed {spec.seed}",
+                intervention_frames=[int(row["frame"]) for row in result.interventions],
+                title=f"{spec.label}  {spec.condition}  noise var {spec.noise_variance:g}  seed {spec.seed}",
                 fps=1.0 / config.control_period_s,
             )
             video = str(path.relative_to(out))

@@ -36,14 +36,16 @@ class EvalConfig:
         workers: parallel worker processes (spawned, torch single-threaded); 1 runs in this process.
         saliency: compute VisualBackProp saliency (needed for the SSIM table and the video overlay).
         saliency_frames: leading frames whose saliency is kept and compared (the paper: 200).
-        videos: overlay videos per policy: its first `videos` episodes in (seed, condition, noise) order,
-            i.e. with `videos` = number of noise levels, one per noise level of the first seed.
+        videos: overlay videos per policy (not the expert: it has no saliency or neurons): its first
+            `videos` episodes in (seed, condition, noise) order, i.e. with `videos` = number of noise
+            levels, one per noise level of the first seed and condition. Noisy videos are large (mp4v
+            cannot compress noise: ~1.5 MB per second).
         video_s: length of each video, simulation seconds from the episode start.
         record: write every episode as a recording (frames, telemetry, hidden state, saliency).
         perturbations: further camera perturbations by name (`sim.perturbations.wrap`), on top of the
             Gaussian noise, e.g. `[{"name": "blur", "sigma_px": 1.5}]`.
         safety: the safety driver's triggers and response.
-        embedded: embedded-simulator settings (its track and condition are set per episode).
+        embedded: embedded-simulator settings (its track is `track`; the condition is set per episode).
     """
 
     policies: list[str] = field(default_factory=list)
@@ -94,6 +96,10 @@ class EvalConfig:
 
         for condition in self.conditions:
             replace(self.embedded, track=self.track, condition=condition)
+        # The saved config says what ran: the evaluation track and the first condition.
+        object.__setattr__(
+            self, "embedded", replace(self.embedded, track=self.track, condition=self.conditions[0])
+        )
 
     @property
     def control_period_s(self) -> float:
@@ -164,16 +170,21 @@ def policy_labels(policies: list[str], names: list[str]) -> list[str]:
 def plan_episodes(config: EvalConfig, labels: list[str]) -> list[EpisodeSpec]:
     """Every episode of the matrix, policy by policy, then condition, noise level, seed.
 
-    Videos go to each policy's first `config.videos` episodes in (seed, condition, noise) order.
+    Videos go to each policy's first `config.videos` episodes in (seed, condition, noise) order (none
+    to the expert).
     """
     specs: list[EpisodeSpec] = []
     for policy, label in zip(config.policies, labels):
         video_order = sorted(
-            ((seed, ci, ni) for seed in config.seeds for ci in range(len(config.conditions))
-             for ni in range(len(config.noise))),
+            (
+                (seed, ci, ni)
+                for seed in config.seeds
+                for ci in range(len(config.conditions))
+                for ni in range(len(config.noise))
+            ),
             key=lambda k: (config.seeds.index(k[0]), k[1], k[2]),
         )
-        with_video = set(video_order[: config.videos])
+        with_video = set(video_order[: config.videos]) if policy != EXPERT else set()
         for ci, condition in enumerate(config.conditions):
             for ni, noise in enumerate(config.noise):
                 for seed in config.seeds:

@@ -14,27 +14,66 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue as queue_module
+import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from drive.eval_episode import EpisodeOutcome, run_job
-from drive.eval_plan import EXPERT, EvalConfig, EpisodeSpec, plan_episodes, policy_labels
+from drive.eval_plan import EXPERT, EpisodeSpec, EvalConfig, plan_episodes, policy_labels
 
 _QUEUE: Any = None  # a worker's progress queue (set by `_init_worker`)
 
 
-def resolve_labels(config: EvalConfig) -> list[str]:
-    """Table labels of `config.policies`; reads (and so validates) every checkpoint before any episode."""
+def describe_policies(config: EvalConfig) -> list[dict[str, Any]]:
+    """Label, registry name, training step and trained-on tracks of every policy; reads (and so
+    validates) every checkpoint before any episode runs.
+
+    The tracks come from the meta.json of the training episodes a checkpoint lists (when they are still
+    on disk); a policy that trained on the evaluation track is flagged, since the protocol wants a track
+    it never saw.
+    """
     from policies.checkpoint import read_checkpoint
 
-    names = []
+    rows = []
     for policy in config.policies:
         if policy == EXPERT:
-            names.append(EXPERT)
-        else:
-            names.append(str(read_checkpoint(policy)["policy_config"]["name"]))
-    return policy_labels(config.policies, names)
+            rows.append({"policy": policy, "name": EXPERT, "step": None, "trained_tracks": None})
+            continue
+        payload = read_checkpoint(policy)
+        episodes = ((payload.get("extra") or {}).get("data") or {}).get("train_episodes")
+        rows.append(
+            {
+                "policy": policy,
+                "name": str(payload["policy_config"]["name"]),
+                "step": int(payload["step"]),
+                "trained_tracks": _episode_tracks(episodes) if episodes else None,
+            }
+        )
+    for row, label in zip(rows, policy_labels(config.policies, [r["name"] for r in rows])):
+        row["label"] = label
+        row["trained_on_eval_track"] = bool(row["trained_tracks"] and config.track in row["trained_tracks"])
+    return rows
+
+
+def resolve_labels(config: EvalConfig) -> list[str]:
+    """Table labels of `config.policies` (see `describe_policies`)."""
+    return [row["label"] for row in describe_policies(config)]
+
+
+def _episode_tracks(episodes: list[str]) -> list[str] | None:
+    """Sorted track names of the recorded episodes still on disk, None if none can be read."""
+    import json
+
+    from recordings.layout import META_FILE
+
+    tracks = set()
+    for episode in episodes:
+        try:
+            tracks.add(str(json.loads((Path(episode) / META_FILE).read_text())["track"]))
+        except (OSError, ValueError, KeyError):
+            continue
+    return sorted(tracks) or None
 
 
 def run_episodes(
@@ -83,13 +122,23 @@ def evaluate(config: EvalConfig, out_dir: str | Path, *, progress: bool = True) 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "eval.yaml")
-    outcomes = run_episodes(config, out, progress=progress)
+    policies = describe_policies(config)
+    for row in policies:
+        if row["trained_on_eval_track"]:
+            print(
+                f"warning: {row['label']} trained on the evaluation track {config.track!r}", file=sys.stderr
+            )
+    specs = plan_episodes(config, [row["label"] for row in policies])
+    outcomes = run_episodes(config, out, progress=progress, specs=specs)
     analysis = analyse(config, outcomes)
+    analysis["policies"] = policies
     figures = write_plots(config, outcomes, analysis, out / "plots")
     return write_report(config, outcomes, analysis, out, figures=[str(f.relative_to(out)) for f in figures])
 
 
-def _run_pool(config: EvalConfig, specs: list[EpisodeSpec], out: Path, bar: _Progress) -> list[EpisodeOutcome]:
+def _run_pool(
+    config: EvalConfig, specs: list[EpisodeSpec], out: Path, bar: _Progress
+) -> list[EpisodeOutcome]:
     ctx = mp.get_context("spawn")  # fork would copy torch's thread pools and locks
     messages = ctx.Queue()
     workers = min(config.workers, len(specs))
@@ -173,8 +222,14 @@ class _Progress:
         self.counted: dict[int, int] = {}
         self.done: set[int] = set()
         self.episodes = episodes
-        self.bar = tqdm(total=episodes * frames_each, unit="step", disable=not enabled, dynamic_ncols=True,
-                        desc="eval")
+        self.bar = tqdm(
+            total=episodes * frames_each,
+            unit="step",
+            disable=not enabled,
+            dynamic_ncols=True,
+            desc="eval",
+            mininterval=0.1 if sys.stderr.isatty() else 10.0,  # a log file gets a line every 10 s
+        )
 
     def steps(self, index: int, steps: int) -> None:
         if index in self.done:  # a late message: the episode was already settled exactly

@@ -93,7 +93,7 @@ def run_episode(
     limits: EpisodeLimits,
     record_to: str | Path | None = None,
     meta: dict[str, Any] | None = None,
-    noise_variance: float = 0.0,
+    noise_variance: float | None = None,
     keep_frames: bool = False,
     on_step: Callable[[int], None] | None = None,
 ) -> EpisodeResult:
@@ -106,10 +106,13 @@ def run_episode(
         limits: when to stop.
         record_to: write the drive as a recording episode here (refuses an existing one).
         meta: recording metadata: simulator, track, condition, control_period_s, config, extra.
-        noise_variance: the image-noise variance applied (stored per row, for reports).
+        noise_variance: the image-noise variance applied (stored per row, for reports); None reads it
+            from the `GaussianNoise` wrappers in `sim` (0 without one).
         keep_frames: keep the camera frames in memory (for videos).
         on_step: called with the step count after every step (progress bars).
     """
+    if noise_variance is None:
+        noise_variance = _chain_noise_variance(sim)
     obs, info = sim.reset(seed=seed)
     driver.reset(seed)
     safety = find_safety_driver(sim)
@@ -161,6 +164,18 @@ def run_episode(
         path=Path(record_to) if record_to is not None else None,
         params={"wrappers": sim.chain() if isinstance(sim, SimulatorWrapper) else []},
     )
+
+
+def _chain_noise_variance(sim: Simulator) -> float:
+    """Total Gaussian image-noise variance of the wrappers around `sim` (independent noises add)."""
+    from sim.perturbations import GaussianNoise
+
+    total = 0.0
+    while isinstance(sim, SimulatorWrapper):
+        if isinstance(sim, GaussianNoise):
+            total += sim.variance
+        sim = sim.sim
+    return total
 
 
 def _row(obs: Observation, info: dict[str, Any], curvature_1pm: float, noise_variance: float) -> dict[str, Any]:

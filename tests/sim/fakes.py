@@ -16,8 +16,14 @@ class FakeSim:
     The image is uniform grey at level (frame mod 200) + 28 so tests can read the frame back.
     """
 
-    def __init__(self, height: int = 12, width: int = 16, speed_mps: float = 10.0, dt_s: float = 0.05,
-                 road_1pm: float = 0.0) -> None:
+    def __init__(
+        self,
+        height: int = 12,
+        width: int = 16,
+        speed_mps: float = 10.0,
+        dt_s: float = 0.05,
+        road_1pm: float = 0.0,
+    ) -> None:
         self.shape = (height, width, 3)
         self.speed_mps, self.dt_s, self.road_1pm = speed_mps, dt_s, road_1pm
         self.teleports: list[float] = []
