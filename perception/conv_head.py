@@ -79,12 +79,26 @@ class ConvHead(nn.Module):
         self._pads = tuple(pads)
         self.map_size = (height, width)  # (10, 25)
         per_channel = height * width
-        # Each of the `channels` dense layers initialised like nn.Linear(per_channel, 4).
-        bound = 1.0 / math.sqrt(per_channel)
         self.dense_weight = nn.Parameter(torch.empty(channels, per_channel, UNITS_PER_CHANNEL))
         self.dense_bias = nn.Parameter(torch.empty(channels, UNITS_PER_CHANNEL))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He (Kaiming) initialisation for ReLU layers, zero biases.
+
+        Why: with PyTorch's default (Kaiming with a=√5) every layer shrinks the signal by ~√3, so at
+        initialisation the 32 features are almost constant across frames (std over frames ~1e-3 on
+        recorded drives). An LSTM head copes; the LTC's sigmoid synapses (midpoints 0.3-0.8) see no
+        signal and the NCP does not learn in a laptop-sized run. He init keeps every layer's
+        activations at O(1) (feature std over frames ~0.3).
+        """
+        for conv in self.convs:
+            nn.init.kaiming_uniform_(conv.weight, nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+        fan_in = self.dense_weight.shape[1]
+        bound = math.sqrt(6.0 / fan_in)  # kaiming_uniform for ReLU, per channel's dense layer
         nn.init.uniform_(self.dense_weight, -bound, bound)
-        nn.init.uniform_(self.dense_bias, -bound, bound)
+        nn.init.zeros_(self.dense_bias)
 
     def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Post-ReLU activation of each convolution, shallow to deep (for saliency).
