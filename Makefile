@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/drive info
+	$(BIN)/drive launch launch/demo.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -89,13 +89,19 @@ class RecordConfig:
         return [(i, *order[i % len(order)], self.seed + i) for i in range(self.episodes)]
 
 
-def record(config: RecordConfig, out_dir: str | Path, *, progress: bool = True) -> list[Path]:
+def record(
+    config: RecordConfig, out_dir: str | Path, *, progress: bool = True, redo_incomplete: bool = False
+) -> list[Path]:
     """Record `config.episodes` expert drives into `out_dir/episode-NNNN`; returns the episode paths.
 
-    Episodes already complete in `out_dir` are kept and skipped (an interrupted run resumes); an
-    incomplete one is an error naming it (delete it to record it again).
+    Episodes already complete in `out_dir` are kept and skipped (an interrupted run resumes). An
+    incomplete one (its recorder was killed) is an error naming it, unless `redo_incomplete`, which
+    deletes and records it again (the launcher does, since it wrote that episode itself).
     """
+    import shutil
+
     from drive.config import save_config
+    from recordings.layout import RecordingError
     from recordings.reader import Recording
 
     out = Path(out_dir)
@@ -111,12 +117,16 @@ def record(config: RecordConfig, out_dir: str | Path, *, progress: bool = True) 
             path = out / f"episode-{index:04d}"
             paths.append(path)
             if path.exists():
-                if not Recording(path).complete:
-                    raise ValueError(
-                        f"{path} is an incomplete episode (interrupted?); delete it to re-record"
-                    )
-                bar.update(steps_per_episode)
-                continue
+                try:
+                    complete = Recording(path).complete
+                except RecordingError:
+                    complete = False  # killed before its first chunk was committed
+                if complete:
+                    bar.update(steps_per_episode)
+                    continue
+                if not redo_incomplete:
+                    raise ValueError(f"{path} is an incomplete episode (interrupted?); delete it to re-record")
+                shutil.rmtree(path)
             sim_config = config.sim_config(track, condition)
             driver = ExpertActor(config.perturbation if config.perturb else None)
             extra = {"driver": "expert", "perturb": config.perturb}

@@ -1,0 +1,32 @@
+"""`drive launch FILE.yaml`: run a named pipeline (record → train → eval → export → onboard → report)."""
+
+from __future__ import annotations
+
+import argparse
+
+from drive.commands._options import comma_list
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("launch", help="run a launch file: record, train, evaluate, export, onboard, report")
+    p.add_argument("file", help="launch YAML, e.g. launch/demo.yaml")
+    p.add_argument("--force", action="store_true", help="redo stages even when their outputs exist")
+    p.add_argument("--stages", type=comma_list, default=None, help="run only these stages, e.g. eval,report")
+    p.add_argument("--out", default=None, help="output directory (overrides the file's `out`)")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a launch value, e.g. --set record.minutes=5 (repeatable)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from drive.config import load_config
+    from drive.launch import Launch, LaunchConfig
+
+    overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
+    config = load_config(LaunchConfig, args.file, overrides)
+    Launch(config, force=args.force, progress=not args.quiet).run(args.stages)
+    print(f"report: {config.out}/report.md")
+    return 0

@@ -1,0 +1,84 @@
+"""`drive launch`: a tiny whole pipeline runs, reuses what exists, and finishes an interrupted run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from drive.cli import main
+from drive.config import ConfigError, load_config
+from drive.launch import LaunchConfig
+
+TINY = {
+    "name": "tiny",
+    "record": {"tracks": ["oval"], "conditions": ["summer", "night"], "episodes": 2, "minutes": 0.2},
+    "train": {
+        "config": "launch/train_default.yaml",
+        "policies": ["ncp-ltc", "cnn"],
+        "overrides": ["epochs=1", "batch=2", "data.window=4", "data.stride=4", "log_interval=1"],
+    },
+    "eval": {"track": "forest", "noise": [0.0, 0.1], "seeds": [0], "laps": None, "max_steps": 20, "workers": 1},
+    "export": {"policy": "ncp-ltc", "parity_steps": 5},
+    "onboard": {"laps": 1, "max_time_s": 1.0},
+}
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    root = tmp_path_factory.mktemp("launch")
+    path = root / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "out": str(root / "out")}))
+    assert main(["launch", str(path), "--quiet"]) == 0
+    return path, root / "out"
+
+
+def test_every_stage_ran_and_the_report_says_so(launched):
+    _, out = launched
+    state = json.loads((out / "launch_state.json").read_text())
+    assert list(state) == ["record", "train", "eval", "export", "onboard", "report"]
+    assert not any(stage.get("skipped") for stage in state.values())
+    for path in ("record/DONE", "train/ncp-ltc/checkpoints/best.pt", "train/cnn/DONE", "eval/metrics.json",
+                 "export/model.onnx", "onboard/metrics.json", "report.md"):
+        assert (out / path).exists(), path
+    report = (out / "report.md").read_text()
+    for heading in ("## Stages", "## Recorded expert drives", "## Training", "## ONNX export",
+                    "## Onboard runtime", "## Closed-loop evaluation"):
+        assert heading in report
+
+
+def test_second_run_reuses_everything(launched, capsys):
+    path, out = launched
+    before = (out / "export" / "model.onnx").stat().st_mtime_ns
+    assert main(["launch", str(path), "--quiet"]) == 0
+    state = json.loads((out / "launch_state.json").read_text())
+    assert all(state[s].get("skipped") for s in ("record", "train", "eval", "export", "onboard"))
+    assert (out / "export" / "model.onnx").stat().st_mtime_ns == before
+
+
+def test_interrupted_run_finishes_the_work(launched):
+    path, out = launched
+    # As if killed during cnn training and before the evaluation: its marker and the eval are missing.
+    (out / "train" / "cnn" / "DONE").unlink()
+    (out / "eval" / "metrics.json").unlink()
+    assert main(["launch", str(path), "--quiet"]) == 0
+    state = json.loads((out / "launch_state.json").read_text())
+    assert state["train"]["policies"]["ncp-ltc"].get("skipped")
+    assert not state["train"]["policies"]["cnn"].get("skipped")
+    assert not state["eval"].get("skipped") and (out / "eval" / "metrics.json").is_file()
+    assert state["export"].get("skipped")
+
+
+def test_bad_launch_files_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="train.polices"):
+        load_config(LaunchConfig, {"train": {"polices": ["lstm"]}})
+    with pytest.raises(ConfigError, match="export.policy"):
+        load_config(LaunchConfig, {"export": {"policy": "gru"}})
+    with pytest.raises(ConfigError, match="stages"):
+        load_config(LaunchConfig, {"stages": ["record", "deploy"]})
+
+
+def test_demo_launch_file_loads():
+    config = load_config(LaunchConfig, "launch/demo.yaml")
+    assert config.train.policies == ["ncp-ltc", "lstm", "cnn"] and config.eval["track"] not in config.record.tracks
