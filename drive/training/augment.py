@@ -9,6 +9,9 @@ lighting, the shift and the bands; a band only slides along its normal by a draw
 shadow on the road slides past a moving camera. Drawing per frame would make shadows flicker, a cue the
 recurrent head could learn that never happens on a real road.
 
+Order: the shift (the camera's pose), then the bands (in the scene), then gamma, contrast and brightness
+(the camera's exposure), the last three as one 256-entry lookup table per window.
+
 Determinism: `augment_window(..., seed, epoch, index)` draws from `numpy.random.default_rng([seed,
 epoch, index])`, so a window's augmentation depends on nothing else (not the worker, the rank, the
 batch or a resume).
@@ -75,6 +78,11 @@ class WindowAugmentation:
     gamma: float = 1.0
     shift_px: int = 0
 
+    @property
+    def photometric(self) -> bool:
+        """Whether brightness, contrast or gamma change anything."""
+        return (self.brightness, self.contrast, self.gamma) != (0.0, 1.0, 1.0)
+
 
 def shift_label_correction_1pm(
     shift_px: float, image_width_px: int, camera_hfov_deg: float, lookahead_m: float
@@ -139,6 +147,19 @@ def shift_frames(frames_u8: np.ndarray, shift_px: int) -> np.ndarray:
     return frames_u8[:, :, source]
 
 
+def photometric_lut(frames_u8: np.ndarray, aug: WindowAugmentation) -> np.ndarray:
+    """The window's gamma, contrast and brightness as one 256-entry uint8 lookup table.
+
+    value -> ((value / 255) ** gamma - mean) * contrast + mean + brightness, clipped, where `mean` is the
+    window's mean after the gamma (from the histogram, so the table costs no float pass over the pixels).
+    """
+    levels = (np.arange(256, dtype=np.float64) / 255.0) ** aug.gamma
+    histogram = np.bincount(frames_u8.ravel(), minlength=256)
+    mean = float(histogram @ levels) / max(frames_u8.size, 1)
+    mapped = (levels - mean) * aug.contrast + mean + aug.brightness
+    return np.clip(mapped * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
+
+
 def apply_augmentation(
     frames_u8: np.ndarray, labels_1pm: np.ndarray, aug: WindowAugmentation, config: AugmentConfig
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -159,8 +180,7 @@ def apply_augmentation(
         )
     labels = np.asarray(labels_1pm, np.float32)
     t, height, width, _ = frames_u8.shape
-    identity = not aug.bands and aug.shift_px == 0 and (aug.brightness, aug.contrast, aug.gamma) == (0, 1, 1)
-    if identity:
+    if not aug.bands and aug.shift_px == 0 and not aug.photometric:
         return frames_u8, labels
     if aug.shift_px:
         frames_u8 = shift_frames(frames_u8, aug.shift_px)
@@ -168,17 +188,15 @@ def apply_augmentation(
             aug.shift_px, width, config.camera_hfov_deg, config.shift_lookahead_m
         )
         labels = labels + np.float32(correction)
-    x = frames_u8.astype(np.float32) * (1.0 / 255.0)
-    for band in aug.bands:
-        mask = band_mask(band, t, height, width)[..., None] * band.strength
-        x = x + mask * (1.0 - x) if band.light else x * (1.0 - mask)
-    if aug.gamma != 1.0:
-        np.power(x, aug.gamma, out=x)
-    if aug.contrast != 1.0 or aug.brightness != 0.0:
-        mean = float(x.mean())
-        x = (x - mean) * aug.contrast + (mean + aug.brightness)
-    out = np.clip(x * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
-    return out, labels
+    if aug.bands:
+        x = frames_u8.astype(np.float32)
+        for band in aug.bands:
+            mask = band_mask(band, t, height, width)[..., None] * band.strength
+            x = x + mask * (255.0 - x) if band.light else x * (1.0 - mask)
+        frames_u8 = np.clip(x + 0.5, 0.0, 255.0).astype(np.uint8)
+    if aug.photometric:
+        frames_u8 = photometric_lut(frames_u8, aug)[frames_u8]
+    return frames_u8, labels
 
 
 def augment_window(

@@ -80,7 +80,7 @@ class AugmentConfig:
             the label correction.
         shift_probability: chance that a window is shifted when shifts are enabled.
         camera_hfov_deg: horizontal field of view of the recorded camera image, degrees (focal length
-            for the shift's yaw angle).
+            for the shift's yaw angle); 70 is the embedded simulator's camera (sim/pinhole.py).
         shift_lookahead_m: distance over which the corrected label steers back to the original heading, m.
     """
 
@@ -96,7 +96,7 @@ class AugmentConfig:
     gamma: float = 0.2
     shift_max_px: float = 0.0
     shift_probability: float = 0.5
-    camera_hfov_deg: float = 90.0
+    camera_hfov_deg: float = 70.0
     shift_lookahead_m: float = 10.0
 
     def __post_init__(self) -> None:

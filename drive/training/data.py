@@ -203,7 +203,12 @@ def eval_loader(
     """This rank's share of the validation windows, in order, every window once over all ranks."""
     subset = torch.utils.data.Subset(dataset, shard_indices(len(dataset), rank, world_size))
     return DataLoader(
-        subset, batch_size=batch_per_rank, shuffle=False, num_workers=workers, pin_memory=pin_memory
+        subset,
+        batch_size=batch_per_rank,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
     )
 
 

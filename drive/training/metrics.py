@@ -1,9 +1,13 @@
 """Training metrics: JSON lines (always), TensorBoard (when installed), loss curves as a PNG at the end.
 
-`metrics.jsonl` holds one JSON object per line: `{"kind": "train", "step": ..., "loss": ...}` every
-log interval, `{"kind": "val", "step": ..., "val_loss": ..., "val_zero_loss": ...}` at each validation,
-and one `{"kind": "event", ...}` per notable event (start, resume, non-finite loss, end). On resume the
-lines after the resumed step are dropped first, so the file tells one consistent story.
+`metrics.jsonl` holds one JSON object per line:
+- `{"kind": "train", "step", "loss", ...}` every log interval: `loss` is the mean over the interval's
+  steps; `last_loss`, `grad_norm` and the learning rates are of its last step; `frames_per_s` is over
+  the interval, data loading included;
+- `{"kind": "val", "step", "val_loss", "val_zero_loss", "val_ratio", "val_rmse_1pm", ...}` at each
+  validation;
+- `{"kind": "event", "step", "event": ...}` at start, resume, a non-finite loss and the end.
+On resume the lines after the resumed step are dropped first, so the file tells one consistent story.
 """
 
 from __future__ import annotations
@@ -107,7 +111,7 @@ def plot_loss_curves(records: list[dict[str, Any]], path: Path) -> Path | None:
     ax = fig.add_subplot(1, 1, 1)
     if train:
         steps, losses = zip(*train)
-        ax.plot(steps, losses, color="tab:blue", alpha=0.3, lw=1, label="train (per log interval)")
+        ax.plot(steps, losses, color="tab:blue", alpha=0.3, lw=1, label="train (mean per log interval)")
         ax.plot(steps, _ema(losses, 0.9), color="tab:blue", lw=2, label="train (smoothed)")
     if val:
         ax.plot(

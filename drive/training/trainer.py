@@ -31,6 +31,7 @@ from drive.training.data import eval_loader, steps_per_epoch, train_loader
 from drive.training.distributed import DistContext, all_reduce_sum, default_threads, init_distributed
 from drive.training.loss import curve_weights, weighted_error_sums, weighted_squared_error
 from drive.training.metrics import CURVES_FILE, MetricsLog, plot_loss_curves, read_metrics
+from drive.training.model import SequenceModel, param_groups
 from drive.training.schedule import lr_factor
 from drive.training.state import check_resumable, rng_state, set_rng_state
 from policies.checkpoint import load_weights, read_checkpoint, save_checkpoint
@@ -44,47 +45,6 @@ BEST = "best.pt"
 
 class NonFiniteLossError(RuntimeError):
     """The loss or the gradient norm became NaN or infinite; the message names the step and checkpoint."""
-
-
-class SequenceModel(nn.Module):
-    """The policy as `forward(frames) -> curvature`, so DDP sees a forward() (it syncs gradients there).
-
-    The perception runs under bfloat16 autocast when `amp_bf16` is on; the recurrent head always runs in
-    float32 (its ODE solver divides by sums of conductances, which bfloat16's 8-bit mantissa spoils).
-    This is `DrivingPolicy.forward_sequence` from the zero state, with that precision split.
-    """
-
-    def __init__(self, policy: DrivingPolicy, amp_bf16: bool = False) -> None:
-        super().__init__()
-        self.policy = policy
-        self.amp_bf16 = amp_bf16
-
-    def forward(self, frames_u8: torch.Tensor) -> torch.Tensor:
-        """(B, T, H, W, 3) uint8 -> (B, T) float32 curvature, 1/m."""
-        if frames_u8.dim() != 5:
-            raise ValueError(f"training windows must be (B, T, H, W, 3) uint8, got {tuple(frames_u8.shape)}")
-        b, t = frames_u8.shape[:2]
-        device_type = frames_u8.device.type
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.amp_bf16):
-            features = self.policy.features(frames_u8.reshape(b * t, *frames_u8.shape[2:]))
-        y, _ = self.policy.head.forward_sequence(features.float().reshape(b, t, -1))
-        return y[..., 0].float() * self.policy.curvature_scale_1pm
-
-
-def param_groups(policy: DrivingPolicy, lr_head: float, lr_perception: float) -> list[dict[str, Any]]:
-    """Adam's two groups: the perception's convolutions (`.convs`) and everything else.
-
-    The paper lowers the learning rate of "the conv layers"; dense layers after them (the conv head's
-    per-channel layers, the PilotNet's fully connected stack) and the recurrent head take `lr_head`.
-    """
-    convs = getattr(policy.perception, "convs", policy.perception)
-    conv_ids = {id(p) for p in convs.parameters()}
-    perception = [p for p in policy.parameters() if p.requires_grad and id(p) in conv_ids]
-    head = [p for p in policy.parameters() if p.requires_grad and id(p) not in conv_ids]
-    return [
-        {"name": "perception", "params": perception, "lr": lr_perception},
-        {"name": "head", "params": head, "lr": lr_head},
-    ]
 
 
 class Trainer:
@@ -136,6 +96,8 @@ class Trainer:
         self.model: nn.Module = self.sequence_model
         if self.ctx.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
+            if self.device.type == "cuda":  # batch-norm statistics over the global batch (CUDA only in torch)
+                nn.SyncBatchNorm.convert_sync_batchnorm(self.sequence_model)
             self.model = DistributedDataParallel(self.sequence_model, device_ids=ids)
 
         optim = config.optim
@@ -151,7 +113,9 @@ class Trainer:
             train_set, self.batch_per_rank, self.ctx.rank, world, config.seed, workers, pin
         )
         self.val_loader = (
-            eval_loader(val_set, self.batch_per_rank, self.ctx.rank, world, workers, pin) if val_set else None
+            eval_loader(val_set, self.batch_per_rank, self.ctx.rank, world, workers, pin)
+            if val_set is not None and len(val_set) > 0
+            else None
         )
         self.steps_per_epoch = steps_per_epoch(len(train_set), config.batch)
         if self.steps_per_epoch == 0:
@@ -326,7 +290,7 @@ class Trainer:
         )
         frames_per_step = self.config.batch * self.config.data.window
         start, window_time, window_frames = time.perf_counter(), time.perf_counter(), 0
-        start_step, smoothed, stats = self.step_count, None, {}
+        start_step, smoothed, stats, interval_losses = self.step_count, None, {}, []
         try:
             while self.step_count < self.total_steps:
                 epoch, done = divmod(self.step_count, self.steps_per_epoch)
@@ -341,10 +305,13 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix(loss=f"{smoothed:.4g}", fps=f"{fps:.0f}", epoch=epoch + 1)
                     window_frames += frames_per_step
+                    interval_losses.append(stats["loss"])
                     if self.step_count % self.config.log_interval == 0:
                         rate = window_frames / max(now - window_time, 1e-9)
-                        self.metrics.write("train", self.step_count, epoch=epoch, frames_per_s=rate, **stats)
-                        window_time, window_frames = now, 0
+                        mean_loss = sum(interval_losses) / len(interval_losses)
+                        record = {**stats, "loss": mean_loss, "last_loss": stats["loss"]}
+                        self.metrics.write("train", self.step_count, epoch=epoch, frames_per_s=rate, **record)
+                        window_time, window_frames, interval_losses = now, 0, []
                     self._after_step(stop_at_step)
                     if self.step_count >= self.total_steps or self.step_count == stop_at_step:
                         break
