@@ -8,7 +8,6 @@ results. Checkpoints are loaded once per process (`_POLICIES`); torch runs singl
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -178,7 +177,7 @@ def run_job(
     driver = None
     try:
         out = Path(out_dir)
-        sim_config = dataclasses.replace(config.embedded, track=config.track, condition=spec.condition)
+        sim_config = config.sim_config(spec.condition)
         keep = config.video_frames if spec.video else 0
         window = config.saliency_frames
         if config.record:
@@ -193,7 +192,7 @@ def run_job(
             "seed": spec.seed,
         }
         sim = make_simulator(
-            "embedded",
+            config.sim,
             sim_config,
             safety=config.safety,
             noise_variance=spec.noise_variance,
@@ -207,7 +206,7 @@ def run_job(
         )
         record_to = out / "episodes" / spec.episode_id if config.record else None
         meta = sim_meta(
-            "embedded",
+            config.sim,
             sim_config,
             spec.seed,
             extra={"driver": spec.label, "policy": spec.policy, "noise_variance": spec.noise_variance},

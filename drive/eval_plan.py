@@ -1,22 +1,30 @@
 """What an evaluation runs: its config (`EvalConfig`) and the matrix of episodes (`EpisodeSpec`).
 
 The matrix is policies × conditions × noise levels × seeds on one track the policies did not train on
-(`forest` by default, the unmarked narrow one). Every (condition, seed) pair gives the same start, route
-and noise stream to every policy and noise level: the simulator and the noise wrapper draw everything
-from the episode seed, so models are compared on identical drives.
+(`forest` by default, the unmarked narrow one), on the embedded simulator or on CARLA. Every (condition,
+seed) pair gives the same start, route and noise stream to every policy and noise level: the simulator
+and the noise wrapper draw everything from the episode seed, so models are compared on identical drives.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
+from sim.carla_config import CarlaConfig, track_kind
 from sim.embedded import EmbeddedSimConfig
 from sim.safety_driver import SafetyDriverConfig
 
+if TYPE_CHECKING:
+    from sim.track import Track
+
 EXPERT = "expert"
 """`--policy expert`: the simulator's privileged expert as a reference driver (sees no camera)."""
+
+UNKNOWN_TRACK_TIME_CAP_S = 600.0
+"""Episode time cap with `laps` on a track whose length is not known before a server builds it (a CARLA
+town or .xodr file), s; only the progress bar's estimate uses it: an episode knows its route's length."""
 
 
 @dataclass(frozen=True)
@@ -26,14 +34,17 @@ class EvalConfig:
     Attributes:
         policies: checkpoint paths, or "expert" for the built-in reference driver.
         noise: Gaussian image-noise variances σ² on the [0, 1] image (the paper: 0, 0.1, 0.2, 0.3).
-        conditions: embedded-simulator conditions (summer, winter, rain, night, dusk).
+        sim: simulator backend: "embedded", or "carla" (the carla extra and a running server).
+        conditions: conditions (summer, winter, rain, night, dusk).
         seeds: episode seeds (start position, scenery, noise stream); mean ± sd are over these.
         laps: laps per episode; None: no lap limit (then `max_steps` or `max_time_s` ends it).
         max_steps: control steps per episode at most (quick runs); None: no step limit.
         max_time_s: simulation time per episode at most, s; None: twice the nominal time of `laps`
             plus 60 s (a cap for a car that stops making progress).
-        track: the held-out track (a preset or "seed-<n>").
-        workers: parallel worker processes (spawned, torch single-threaded); 1 runs in this process.
+        track: the held-out track (a preset or "seed-<n>"; with CARLA also a town such as "Town01" or an
+            .xodr file, see `CarlaConfig.track`).
+        workers: parallel worker processes (spawned, torch single-threaded); 1 runs in this process; must
+            be 1 with CARLA (one client ticks the server in synchronous mode).
         saliency: compute VisualBackProp saliency (needed for the SSIM table and the video overlay).
         saliency_frames: leading frames whose saliency is kept and compared (the paper: 200).
         videos: overlay videos per policy (not the expert: it has no saliency or neurons): its first
@@ -46,8 +57,10 @@ class EvalConfig:
             Gaussian noise, e.g. `[{"name": "blur", "sigma_px": 1.5}]`.
         safety: the safety driver's triggers and response.
         embedded: embedded-simulator settings (its track is `track`; the condition is set per episode).
+        carla: CARLA settings (server, vehicle, camera; its track is `track`, the condition per episode).
     """
 
+    sim: str = "embedded"
     policies: list[str] = field(default_factory=list)
     noise: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3])
     conditions: list[str] = field(default_factory=lambda: ["summer"])
@@ -65,6 +78,7 @@ class EvalConfig:
     perturbations: list[dict[str, Any]] = field(default_factory=list)
     safety: SafetyDriverConfig = field(default_factory=SafetyDriverConfig)
     embedded: EmbeddedSimConfig = field(default_factory=EmbeddedSimConfig)
+    carla: CarlaConfig = field(default_factory=CarlaConfig)
 
     def __post_init__(self) -> None:
         if not self.policies:
@@ -85,39 +99,71 @@ class EvalConfig:
             raise ValueError(f"max_steps must be ≥ 1 or None, got {self.max_steps}")
         if self.max_time_s is not None and not self.max_time_s > 0:
             raise ValueError(f"max_time_s must be > 0 or None, got {self.max_time_s}")
+        if self.sim not in ("embedded", "carla"):
+            raise ValueError(f"sim must be 'embedded' or 'carla', got {self.sim!r}")
         if self.workers < 1:
             raise ValueError(f"workers must be ≥ 1, got {self.workers}")
+        if self.sim == "carla" and self.workers != 1:
+            raise ValueError(
+                f"workers must be 1 with sim 'carla' (one client ticks the server in synchronous mode), "
+                f"got {self.workers}"
+            )
         if self.saliency_frames < 1:
             raise ValueError(f"saliency_frames must be ≥ 1, got {self.saliency_frames}")
         if self.videos < 0 or not self.video_s > 0:
             raise ValueError(f"videos must be ≥ 0 and video_s > 0, got {self.videos}, {self.video_s}")
         # Fail now, not in a worker: every condition and the track must build a simulator config.
-        from dataclasses import replace
-
         for condition in self.conditions:
-            replace(self.embedded, track=self.track, condition=condition)
-        # The saved config says what ran: the evaluation track and the first condition.
-        object.__setattr__(
-            self, "embedded", replace(self.embedded, track=self.track, condition=self.conditions[0])
-        )
+            self.sim_config(condition)
+        # The saved config says what ran: the evaluation track and the first condition, in the active
+        # backend's section (`embedded` or `carla`, named like `sim`).
+        object.__setattr__(self, self.sim, self.sim_config(self.conditions[0]))
+
+    def sim_config(self, condition: str) -> EmbeddedSimConfig | CarlaConfig:
+        """The active backend's config (`embedded` or `carla`) on `track` in `condition`."""
+        base = self.carla if self.sim == "carla" else self.embedded
+        return replace(base, track=self.track, condition=condition)
 
     @property
     def control_period_s(self) -> float:
-        return float(self.embedded.dt_ctrl_s)
+        return float(self.sim_config(self.conditions[0]).dt_ctrl_s)
+
+    @property
+    def target_speed_mps(self) -> float:
+        """The simulator's speed set-point, m/s."""
+        return float(self.sim_config(self.conditions[0]).target_speed_mps)
 
     @property
     def video_frames(self) -> int:
         """Frames in each video."""
         return max(1, int(round(self.video_s / self.control_period_s)))
 
-    def episode_time_cap_s(self, track_length_m: float) -> float | None:
-        """The simulation-time limit of one episode, s (see `max_time_s`)."""
+    def episode_time_cap_s(self, track_length_m: float | None) -> float | None:
+        """The simulation-time limit of one episode, s (see `max_time_s`).
+
+        Args:
+            track_length_m: length of the driven route, m; None: not known yet (see `eval_track`), then
+                `UNKNOWN_TRACK_TIME_CAP_S` stands in for the lap-based cap.
+        """
         if self.max_time_s is not None:
             return float(self.max_time_s)
         if self.laps is None:
             return None
-        speed = max(self.embedded.target_speed_mps, 0.5)
-        return 2.0 * self.laps * track_length_m / speed + 60.0
+        if track_length_m is None:
+            return UNKNOWN_TRACK_TIME_CAP_S
+        return 2.0 * self.laps * track_length_m / max(self.target_speed_mps, 0.5) + 60.0
+
+
+def eval_track(config: EvalConfig) -> Track | None:
+    """The evaluation track's geometry when it is an embedded track (the embedded simulator drives it;
+    CARLA builds the same road from its OpenDRIVE export), None for a CARLA town or an .xodr file (its
+    route is known only once a server has built it): the report then has no track map.
+    """
+    if track_kind(config.track) != "embedded":
+        return None
+    from sim.track_gen import make_track
+
+    return make_track(config.track)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from drive.eval_episode import EpisodeOutcome, run_job
-from drive.eval_plan import EXPERT, EpisodeSpec, EvalConfig, plan_episodes, policy_labels
+from drive.eval_plan import EXPERT, EpisodeSpec, EvalConfig, eval_track, plan_episodes, policy_labels
 
 _QUEUE: Any = None  # a worker's progress queue (set by `_init_worker`)
 
@@ -88,13 +88,13 @@ def run_episodes(
         specs: run these instead of the whole plan.
     """
     from drive.simulators import make_simulator  # noqa: F401  (fail here if the simulator cannot import)
-    from sim.track_gen import make_track
 
     if specs is None:
         specs = plan_episodes(config, resolve_labels(config))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    estimate = _estimated_frames(config, make_track(config.track).length_m)
+    track = eval_track(config)
+    estimate = _estimated_frames(config, track.length_m if track is not None else None)
     bar = _Progress(len(specs), estimate, progress)
     try:
         if config.workers <= 1 or len(specs) == 1:
@@ -198,13 +198,14 @@ def _drain(messages: Any, bar: _Progress) -> None:
         bar.steps(index, steps)
 
 
-def _estimated_frames(config: EvalConfig, track_length_m: float) -> int:
-    """Frames one episode will probably have (for the progress bar's total)."""
+def _estimated_frames(config: EvalConfig, track_length_m: float | None) -> int:
+    """Frames one episode will probably have (for the progress bar's total); `track_length_m` None: not
+    known before the episode (a CARLA town)."""
     candidates = []
     if config.max_steps is not None:
         candidates.append(config.max_steps + 1)
-    if config.laps is not None:
-        speed = max(config.embedded.target_speed_mps, 0.5)
+    if config.laps is not None and track_length_m is not None:
+        speed = max(config.target_speed_mps, 0.5)
         candidates.append(int(config.laps * track_length_m / speed / config.control_period_s) + 1)
     cap = config.episode_time_cap_s(track_length_m)
     if cap is not None:

@@ -4,7 +4,8 @@
   (pooled over conditions, plus one panel per condition when there are several);
 - `ssim_vs_noise.png`: saliency SSIM clean vs noisy vs σ² (1 at σ² = 0 by definition);
 - `trajectory_<policy>.png`: the driven path on the track map for each noise level (first condition and
-  seed), coloured by the hidden state's PC1 (the paper's Fig. 6), interventions marked;
+  seed), coloured by the hidden state's PC1 (the paper's Fig. 6), interventions marked (only on an
+  embedded track: a CARLA town's map is not known here);
 - `neurons_<policy>.png`: neuron activity over time in the clean drive with the curvature on top;
 - `lipschitz.png`: per-neuron max local Lipschitz constants of the clean drives, per policy.
 """
@@ -19,9 +20,10 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from drive.eval_episode import EpisodeOutcome
-from drive.eval_plan import EvalConfig
+from drive.eval_plan import EvalConfig, eval_track
 from drive.interpret import pca
 from drive.report import ALL, noise_key
+from sim.track import Track
 
 TRACE_SECONDS = 60.0
 """Length of the neuron-trace figure, s."""
@@ -41,9 +43,11 @@ def write_plots(
     if any(e["ssim"] is not None for e in analysis["episodes"]):
         paths.append(plot_ssim_vs_noise(config, analysis, out / "ssim_vs_noise.png"))
     labels = list(dict.fromkeys(o.spec.label for o in outcomes))
+    track = eval_track(config)
     for label in labels:
         mine = [o for o in outcomes if o.spec.label == label]
-        paths.append(plot_trajectories(config, mine, out / f"trajectory_{_safe(label)}.png"))
+        if track is not None:
+            paths.append(plot_trajectories(config, track, mine, out / f"trajectory_{_safe(label)}.png"))
         clean = _first(mine, config, min(config.noise))
         if clean is not None and clean.hidden is not None:
             paths.append(plot_neuron_traces(clean, out / f"neurons_{_safe(label)}.png"))
@@ -93,12 +97,9 @@ def plot_ssim_vs_noise(config: EvalConfig, analysis: dict[str, Any], path: Path)
     return path
 
 
-def plot_trajectories(config: EvalConfig, outcomes: list[EpisodeOutcome], path: Path) -> Path:
+def plot_trajectories(config: EvalConfig, track: Track, outcomes: list[EpisodeOutcome], path: Path) -> Path:
     """One track map per noise level (first condition and seed), the path coloured by PC1 (or by the
     policy's curvature when it has no hidden state), red crosses where the safety driver took over."""
-    from sim.track_gen import make_track
-
-    track = make_track(config.track)
     episodes = [e for e in (_first(outcomes, config, n) for n in config.noise) if e is not None]
     fig = Figure(figsize=(4.4 * len(episodes), 4.4), layout="constrained")
     axes = fig.subplots(1, len(episodes), squeeze=False)[0]

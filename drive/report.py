@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from drive.eval_episode import EpisodeOutcome
-from drive.eval_plan import EvalConfig
+from drive.eval_plan import EvalConfig, eval_track
 from drive.interpret import max_lipschitz, pca, saliency_ssim
 
 ALL = "all"
@@ -170,20 +170,23 @@ def write_report(
 
 def render_markdown(config: EvalConfig, analysis: dict[str, Any], figures: list[str] = ()) -> str:
     """report.md: the set-up, then the tables, the figures and the per-episode list."""
-    from sim.track_gen import make_track
-
     agg = analysis["aggregate"]
     labels = list(agg)
     sd = config.safety
-    track = make_track(config.track)
+    track = eval_track(config)
+    about = (
+        f"{track.length_m:.0f} m, lane {track.lane_width_m:g} m, marking {track.marking}"
+        if track is not None
+        else "map from the CARLA server"
+    )
     lines = [
         "# Closed-loop evaluation",
         "",
-        f"Track `{config.track}` ({track.length_m:.0f} m, lane {track.lane_width_m:g} m, marking "
-        f"{track.marking}) — evaluate on a track the policies did not train on. Conditions: "
+        f"Track `{config.track}` ({about}) on the {config.sim} simulator — evaluate on a track the policies "
+        "did not train on. Conditions: "
         f"{', '.join(config.conditions)}. Seeds: {', '.join(map(str, config.seeds))}. Episode: "
         + _episode_limit_text(config)
-        + f". Speed {config.embedded.target_speed_mps:g} m/s, control {1 / config.control_period_s:g} Hz "
+        + f". Speed {config.target_speed_mps:g} m/s, control {1 / config.control_period_s:g} Hz "
         "(simulation time).",
         "",
         f"Safety driver: intervenes at |lateral offset| > {sd.max_offset_m:g} m, |heading error| > "

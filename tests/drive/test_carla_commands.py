@@ -8,7 +8,6 @@ import time
 import numpy as np
 import pytest
 
-import sim.carla_connect
 from drive.cli import main
 from drive.config import ConfigError, load_config
 from drive.record import RecordConfig
@@ -20,18 +19,6 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture
-def fake_server(monkeypatch):
-    pytest.importorskip("carla")
-    from tests.sim.fake_carla import FakeClient, FakeServer
-
-    server = FakeServer({"Town01": track_to_xodr(make_track("seed-3"))}, current="Town01")
-    monkeypatch.setattr(
-        sim.carla_connect, "make_client", lambda host, port, timeout_s: FakeClient(server, host, port)
-    )
-    return server
 
 
 def test_export_xodr_writes_the_track(tmp_path, capsys):
