@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="drive",
-        description="liquid-drive: record, train, evaluate and deploy liquid neural network driving policies.",
+        description="liquid-drive: record, train, evaluate and deploy liquid-neural-network driving.",
     )
     parser.add_argument("--version", action="version", version=f"liquid-drive {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

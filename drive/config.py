@@ -36,7 +36,9 @@ class ConfigError(ValueError):
     """A config key or value is wrong; the message names the dotted key."""
 
 
-def load_config(cls: type[T], source: str | Path | dict[str, Any] | None = None, overrides: list[str] = ()) -> T:
+def load_config(
+    cls: type[T], source: str | Path | dict[str, Any] | None = None, overrides: list[str] = ()
+) -> T:
     """Build a `cls` dataclass from a YAML file or a dict, then apply `key.path=value` overrides.
 
     Override values are parsed as YAML scalars/lists (`lr=3e-4`, `seeds=[0,1]`, `name=foo`).

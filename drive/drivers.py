@@ -67,7 +67,9 @@ class PolicyRunner:
         name: label for reports (default: the policy's registry name).
     """
 
-    def __init__(self, policy, device: str = "cpu", saliency: str | None = None, name: str | None = None) -> None:
+    def __init__(
+        self, policy, device: str = "cpu", saliency: str | None = None, name: str | None = None
+    ) -> None:
         import torch
 
         self._torch = torch

@@ -8,11 +8,16 @@ def describe_policy(name: str = "ncp-ltc", wiring_seed: int | None = None) -> st
     from policies.driving_policy import PolicyConfig
     from policies.registry import build_policy
 
-    config = PolicyConfig(name=name) if wiring_seed is None else PolicyConfig(name=name, wiring_seed=wiring_seed)
+    config = (
+        PolicyConfig(name=name) if wiring_seed is None else PolicyConfig(name=name, wiring_seed=wiring_seed)
+    )
     policy = build_policy(config)
     counts = policy.parameter_counts()
     lines = [f"policy {name}: {type(policy.perception).__name__} + {type(policy.head).__name__}"]
-    lines.append(f"  parameters: perception {counts['perception']:,}  head {counts['head']:,}  total {counts['total']:,}")
+    lines.append(
+        f"  parameters: perception {counts['perception']:,}  head {counts['head']:,}  "
+        f"total {counts['total']:,}"
+    )
     wiring = policy.wiring
     if wiring is not None:
         layers = ", ".join(f"{n} {len(ids)}" for n, ids in zip(wiring.layer_names(), wiring.layers))
@@ -33,5 +38,7 @@ def describe_policy(name: str = "ncp-ltc", wiring_seed: int | None = None) -> st
             f"  (the head stores {b['allocated_params']:,} values: dense synapse tensors whose masked-out "
             f"entries never act or train; {b['total_params']:,} are live)"
         )
-    lines.append(f"  state size: {policy.state_size}  curvature scale: {policy.curvature_scale_1pm} 1/m per unit")
+    lines.append(
+        f"  state size: {policy.state_size}  curvature scale: {policy.curvature_scale_1pm} 1/m per unit"
+    )
     return "\n".join(lines)

@@ -100,7 +100,9 @@ class LaunchConfig:
         if "policies" in self.eval:
             raise ValueError("eval.policies: set train.policies instead (eval uses the trained checkpoints)")
         if self.export.policy not in self.train.policies:
-            raise ValueError(f"export.policy {self.export.policy!r} is not in train.policies {self.train.policies}")
+            raise ValueError(
+                f"export.policy {self.export.policy!r} is not in train.policies {self.train.policies}"
+            )
 
 
 class Launch:
@@ -118,7 +120,9 @@ class Launch:
         self.force = force
         self.progress = progress
         self.state_path = self.out / "launch_state.json"
-        self.state: dict[str, Any] = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
+        self.state: dict[str, Any] = (
+            json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
+        )
 
     # Paths ----------------------------------------------------------------------------------------
     @property
@@ -156,7 +160,10 @@ class Launch:
                 )
             self.state[stage] = entry
             self._save_state()
-            print(f"   {stage}: {'skipped (done)' if outcome.get('skipped') else f'{seconds:.0f} s'}", flush=True)
+            print(
+                f"   {stage}: {'skipped (done)' if outcome.get('skipped') else f'{seconds:.0f} s'}",
+                flush=True,
+            )
         return self.state
 
     def _save_state(self) -> None:
@@ -256,7 +263,11 @@ class Launch:
             max_time_s=cfg.max_time_s,
         )
         out.mkdir(parents=True, exist_ok=True)
-        summary = {"metrics": result["metrics"], "deadline": result["deadline"], "interventions": result["interventions"]}
+        summary = {
+            "metrics": result["metrics"],
+            "deadline": result["deadline"],
+            "interventions": result["interventions"],
+        }
         (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
         return summary
 

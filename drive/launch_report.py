@@ -82,8 +82,11 @@ def _training_section(launch: Any) -> list[str]:
         "|---|---|---|---|---|",
         *rows,
         "",
-        *[f"![{p} loss curves](train/{p}/loss_curves.png)" for p in launch.config.train.policies
-          if (launch.run_dir(p) / "loss_curves.png").is_file()],
+        *[
+            f"![{p} loss curves](train/{p}/loss_curves.png)"
+            for p in launch.config.train.policies
+            if (launch.run_dir(p) / "loss_curves.png").is_file()
+        ],
         "",
     ]
 

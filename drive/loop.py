@@ -178,7 +178,9 @@ def _chain_noise_variance(sim: Simulator) -> float:
     return total
 
 
-def _row(obs: Observation, info: dict[str, Any], curvature_1pm: float, noise_variance: float) -> dict[str, Any]:
+def _row(
+    obs: Observation, info: dict[str, Any], curvature_1pm: float, noise_variance: float
+) -> dict[str, Any]:
     pose = info["pose"]
     autonomous = bool(info.get("autonomous", True))
     executed = curvature_1pm if autonomous else float(info["expert_curvature_1pm"])

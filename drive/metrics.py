@@ -42,8 +42,12 @@ def episode_metrics(
     rate = np.diff(curvature)[both] / dt[both] if both.any() else np.zeros(0)
     return {
         "interventions": int(interventions),
-        "interventions_per_km": float(interventions / (distance_m / 1000.0)) if distance_m > 0 else float("nan"),
-        "autonomy_pct": float(max(0.0, 1.0 - interventions * penalty_s / elapsed_s) * 100.0) if elapsed_s else 0.0,
+        "interventions_per_km": float(interventions / (distance_m / 1000.0))
+        if distance_m > 0
+        else float("nan"),
+        "autonomy_pct": float(max(0.0, 1.0 - interventions * penalty_s / elapsed_s) * 100.0)
+        if elapsed_s
+        else 0.0,
         "mean_abs_offset_m": float(offset[engaged].mean()) if engaged.any() else float("nan"),
         "max_abs_offset_m": float(offset[engaged].max()) if engaged.any() else float("nan"),
         "rms_curvature_rate_1pm_per_s": float(np.sqrt(np.mean(rate**2))) if rate.size else 0.0,

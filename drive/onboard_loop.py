@@ -53,7 +53,9 @@ class OnboardDriver:
     name = "onboard"
     saliency = None
 
-    def __init__(self, model_path, deadline_s: float | None = None, threads: int = 1, clock=time.perf_counter):
+    def __init__(
+        self, model_path, deadline_s: float | None = None, threads: int = 1, clock=time.perf_counter
+    ):
         self.policy = OnboardPolicy(model_path, intra_op_num_threads=threads)
         self.deadline_s = deadline_s if deadline_s is not None else self.policy.contract.control_period_s
         if not self.deadline_s > 0:
@@ -120,7 +122,9 @@ def drive_onboard(
         camera=CameraConfig(width=contract.input_width, height=contract.input_height),
         dt_ctrl_s=contract.control_period_s,
     )
-    with make_simulator("embedded", config, safety=SafetyDriverConfig(), noise_variance=noise_variance) as sim:
+    with make_simulator(
+        "embedded", config, safety=SafetyDriverConfig(), noise_variance=noise_variance
+    ) as sim:
         result = run_episode(
             sim,
             driver,

@@ -70,8 +70,16 @@ def _track_map(track, telemetry: dict[str, np.ndarray], path: Path) -> None:
         edge = xy + side * track.road_half_width_m * normal
         ax.plot(*np.vstack([edge, edge[:1]]).T, color="0.4", lw=0.8)
     ax.plot(*np.vstack([xy, xy[:1]]).T, color="0.7", lw=0.6, ls="--", label="lane centre")
-    sc = ax.scatter(telemetry["x_m"], telemetry["y_m"], c=telemetry["lateral_offset_m"], s=3, cmap="coolwarm",
-                    vmin=-0.5, vmax=0.5, label="expert with recovery pulses")
+    sc = ax.scatter(
+        telemetry["x_m"],
+        telemetry["y_m"],
+        c=telemetry["lateral_offset_m"],
+        s=3,
+        cmap="coolwarm",
+        vmin=-0.5,
+        vmax=0.5,
+        label="expert with recovery pulses",
+    )
     fig.colorbar(sc, ax=ax, shrink=0.7, label="lateral offset (m, left +)")
     ax.plot(telemetry["x_m"][0], telemetry["y_m"][0], "k^", ms=8, label="start")
     ax.set_aspect("equal")
@@ -90,7 +98,9 @@ def _video(frames: np.ndarray, telemetry: dict[str, np.ndarray], path: Path, fps
     if not writer.isOpened():
         raise RuntimeError(f"cannot open an mp4 writer for {path}")
     try:
-        for frame, executed, label in zip(frames, telemetry["curvature_1pm"], telemetry["expert_curvature_1pm"]):
+        for frame, executed, label in zip(
+            frames, telemetry["curvature_1pm"], telemetry["expert_curvature_1pm"]
+        ):
             big = cv2.resize(frame, (w, h), interpolation=cv2.INTER_NEAREST)
             bgr = cv2.cvtColor(big, cv2.COLOR_RGB2BGR)
             _steering_bar(bgr, executed, (0, 200, 255), h - 24)
@@ -100,8 +110,9 @@ def _video(frames: np.ndarray, telemetry: dict[str, np.ndarray], path: Path, fps
         writer.release()
 
 
-def _steering_bar(image: np.ndarray, curvature_1pm: float, color: tuple[int, int, int], y: int,
-                  full_scale_1pm: float = 0.08) -> None:
+def _steering_bar(
+    image: np.ndarray, curvature_1pm: float, color: tuple[int, int, int], y: int, full_scale_1pm: float = 0.08
+) -> None:
     """A horizontal bar from the centre: left for positive (left) curvature."""
     w = image.shape[1]
     centre = w // 2

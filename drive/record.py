@@ -125,7 +125,9 @@ def record(
                     bar.update(steps_per_episode)
                     continue
                 if not redo_incomplete:
-                    raise ValueError(f"{path} is an incomplete episode (interrupted?); delete it to re-record")
+                    raise ValueError(
+                        f"{path} is an incomplete episode (interrupted?); delete it to re-record"
+                    )
                 shutil.rmtree(path)
             sim_config = config.sim_config(track, condition)
             driver = ExpertActor(config.perturbation if config.perturb else None)

@@ -55,7 +55,9 @@ def make_simulator(
     return sim
 
 
-def sim_meta(backend: str, config: Any, seed: int | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def sim_meta(
+    backend: str, config: Any, seed: int | None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Recording metadata for a run of `backend` with `config`."""
     cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
     return {

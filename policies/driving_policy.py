@@ -131,7 +131,9 @@ class DrivingPolicy(nn.Module):
             curvatures (B, T) in 1/m, and the final state.
         """
         if images_u8.dim() != 5:
-            raise ValueError(f"forward_sequence: expected (B, T, H, W, 3) uint8, got {tuple(images_u8.shape)}")
+            raise ValueError(
+                f"forward_sequence: expected (B, T, H, W, 3) uint8, got {tuple(images_u8.shape)}"
+            )
         b, t = images_u8.shape[:2]
         feats = self.features(images_u8.reshape(b * t, *images_u8.shape[2:])).reshape(b, t, -1)
         y, state = self.head.forward_sequence(feats, state, timespans)

@@ -261,7 +261,9 @@ class NCP(Wiring):
                 dests = rng.choice(motor, mean_command_fanout, replace=False)
                 adjacency[src, dests] = polarity(mean_command_fanout)
 
-        self._set(adjacency, sensory, motor_neurons, [inter.tolist(), command.tolist(), motor.tolist()], params)
+        self._set(
+            adjacency, sensory, motor_neurons, [inter.tolist(), command.tolist(), motor.tolist()], params
+        )
 
     def layer_names(self) -> list[str]:
         return ["inter", "command", "motor"]
@@ -420,6 +422,4 @@ def _signed_matrix(matrix: np.ndarray, name: str) -> np.ndarray:
     return array.astype(np.int8)
 
 
-_KINDS: dict[str, type[Wiring]] = {
-    cls.kind: cls for cls in (Wiring, NCP, FullyConnected, Random)
-}
+_KINDS: dict[str, type[Wiring]] = {cls.kind: cls for cls in (Wiring, NCP, FullyConnected, Random)}

@@ -35,7 +35,9 @@ class GaussianNoise(ObservationWrapper):
     def perturb(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.variance == 0:
             return image
-        noise = rng.standard_normal(image.shape, dtype=np.float32) * np.float32(np.sqrt(self.variance) * 255.0)
+        noise = rng.standard_normal(image.shape, dtype=np.float32) * np.float32(
+            np.sqrt(self.variance) * 255.0
+        )
         return np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
 
 
@@ -48,14 +50,21 @@ class BrightnessContrast(ObservationWrapper):
 
     salt = 2
 
-    def __init__(self, sim: Simulator, brightness: float = 0.0, contrast: float = 1.0, jitter: float = 0.0) -> None:
+    def __init__(
+        self, sim: Simulator, brightness: float = 0.0, contrast: float = 1.0, jitter: float = 0.0
+    ) -> None:
         if contrast < 0:
             raise ValueError(f"BrightnessContrast: contrast must be ≥ 0, got {contrast}")
         super().__init__(sim)
         self.brightness, self.contrast, self.jitter = float(brightness), float(contrast), float(jitter)
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "brightness": self.brightness, "contrast": self.contrast, "jitter": self.jitter}
+        return {
+            **super().params(),
+            "brightness": self.brightness,
+            "contrast": self.contrast,
+            "jitter": self.jitter,
+        }
 
     def perturb(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         b, c = self.brightness, self.contrast
@@ -89,9 +98,7 @@ class Shadows(ObservationWrapper):
         for _ in range(self.count):
             x_top, x_bottom = rng.uniform(0, w, 2)
             width = rng.uniform(0.05, 0.25) * w
-            quad = np.array(
-                [[x_top, 0], [x_top + width, 0], [x_bottom + width, h], [x_bottom, h]], np.int32
-            )
+            quad = np.array([[x_top, 0], [x_top + width, 0], [x_bottom + width, h], [x_bottom, h]], np.int32)
             cv2.fillConvexPoly(gain, quad, float(1.0 - self.strength * rng.uniform(0.5, 1.0)))
         return (image * gain[..., None]).astype(np.uint8)
 

@@ -157,7 +157,9 @@ class SafetyDriver(SimulatorWrapper):
     def _last_time_s(self) -> float:
         return float(self._last_info.get("time_s", -math.inf))
 
-    def _annotate(self, obs: Observation, info: dict[str, Any], fired: bool, autonomous: bool) -> dict[str, Any]:
+    def _annotate(
+        self, obs: Observation, info: dict[str, Any], fired: bool, autonomous: bool
+    ) -> dict[str, Any]:
         info = {**info, "intervention": fired, "autonomous": autonomous, "interventions": len(self.log)}
         info.setdefault("time_s", obs.timestamp_s)
         self._last_info = info

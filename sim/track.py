@@ -71,9 +71,7 @@ class Track:
             raise ValueError("centre_xy_m has repeated consecutive points")
         s = np.concatenate([[0.0], np.cumsum(seg_len)[:-1]])
         length = float(seg_len.sum())
-        d1 = (np.roll(xy, -1, axis=0) - np.roll(xy, 1, axis=0)) / (
-            (np.roll(seg_len, 1) + seg_len)[:, None]
-        )
+        d1 = (np.roll(xy, -1, axis=0) - np.roll(xy, 1, axis=0)) / ((np.roll(seg_len, 1) + seg_len)[:, None])
         heading = np.arctan2(d1[:, 1], d1[:, 0])
         dh = np.angle(np.exp(1j * (np.roll(heading, -1) - np.roll(heading, 1))))
         curvature = dh / (np.roll(seg_len, 1) + seg_len)

@@ -100,7 +100,9 @@ def _reach(start: str) -> set[str]:
                 todo.append(imp)
                 # importing a.b.c runs a/__init__ and a/b/__init__ first
                 parts = imp.split(".")
-                todo.extend(".".join(parts[:i]) for i in range(1, len(parts)) if ".".join(parts[:i]) in MODULES)
+                todo.extend(
+                    ".".join(parts[:i]) for i in range(1, len(parts)) if ".".join(parts[:i]) in MODULES
+                )
             elif imp.split(".")[0] not in PACKAGES:
                 external.add(imp.split(".")[0])
     return external

@@ -7,9 +7,15 @@ from typing import Any
 
 
 def add_config_options(parser: argparse.ArgumentParser, default: str | None = None) -> None:
-    parser.add_argument("--config", default=default, help="YAML config file" + (f" (default: {default})" if default else ""))
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--config", default=default, help="YAML config file" + (f" (default: {default})" if default else "")
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config value, e.g. --set optim.lr=3e-4 (repeatable)",
     )
 

@@ -14,7 +14,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stages", type=comma_list, default=None, help="run only these stages, e.g. eval,report")
     p.add_argument("--out", default=None, help="output directory (overrides the file's `out`)")
     p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a launch value, e.g. --set record.minutes=5 (repeatable)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")

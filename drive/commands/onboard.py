@@ -6,7 +6,9 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("onboard", help="drive the embedded simulator with an exported ONNX model (onnxruntime)")
+    p = sub.add_parser(
+        "onboard", help="drive the embedded simulator with an exported ONNX model (onnxruntime)"
+    )
     p.add_argument("--model", required=True, help="model.onnx from `drive export`")
     p.add_argument("--sim", choices=["embedded"], default="embedded", help="simulator backend (embedded)")
     p.add_argument("--track", default="forest", help="track (forest)")
@@ -15,7 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-minutes", type=float, default=10.0, help="stop after this much simulated time (10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise", type=float, default=0.0, help="Gaussian image-noise variance on [0,1] (0)")
-    p.add_argument("--deadline-ms", type=float, default=None, help="per-frame budget (default: the control period)")
+    p.add_argument(
+        "--deadline-ms", type=float, default=None, help="per-frame budget (default: the control period)"
+    )
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (1)")
     p.add_argument("--out", default=None, help="write metrics.json (and the drive as a recording) here")
     p.set_defaults(func=run)
@@ -28,9 +32,15 @@ def run(args: argparse.Namespace) -> int:
     from drive.onboard_loop import drive_onboard
 
     result = drive_onboard(
-        args.model, track=args.track, condition=args.condition, laps=args.laps, seed=args.seed,
-        noise_variance=args.noise, deadline_s=None if args.deadline_ms is None else args.deadline_ms / 1e3,
-        threads=args.threads, max_time_s=args.max_minutes * 60.0,
+        args.model,
+        track=args.track,
+        condition=args.condition,
+        laps=args.laps,
+        seed=args.seed,
+        noise_variance=args.noise,
+        deadline_s=None if args.deadline_ms is None else args.deadline_ms / 1e3,
+        threads=args.threads,
+        max_time_s=args.max_minutes * 60.0,
         record_to=Path(args.out) / "drive" if args.out else None,
     )
     summary = {**result["metrics"], **result["deadline"]}

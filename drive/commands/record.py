@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sim", choices=["embedded", "carla"], default=None, help="simulator backend (embedded)")
     p.add_argument("--track", type=comma_list, default=None, help="track(s), comma-separated (country)")
     p.add_argument("--town", dest="track", type=comma_list, help="CARLA town(s), e.g. Town01 (= --track)")
-    p.add_argument("--condition", type=comma_list, default=None, help="condition(s), comma-separated (summer)")
+    p.add_argument(
+        "--condition", type=comma_list, default=None, help="condition(s), comma-separated (summer)"
+    )
     p.add_argument("--minutes", type=float, default=None, help="total simulated minutes (10)")
     p.add_argument("--episodes", type=int, default=None, help="number of episodes (4)")
     p.add_argument("--seed", type=int, default=None, help="seed of the first episode (0)")
@@ -28,8 +30,15 @@ def run(args: argparse.Namespace) -> int:
     from drive.record import RecordConfig, record
 
     overrides = cli_overrides(
-        {"sim": args.sim, "tracks": args.track, "conditions": args.condition, "minutes": args.minutes,
-         "episodes": args.episodes, "seed": args.seed, "perturb": False if args.no_perturb else None}
+        {
+            "sim": args.sim,
+            "tracks": args.track,
+            "conditions": args.condition,
+            "minutes": args.minutes,
+            "episodes": args.episodes,
+            "seed": args.seed,
+            "perturb": False if args.no_perturb else None,
+        }
     )
     config = load_config(RecordConfig, args.config, overrides + args.overrides)
     paths = record(config, args.out, progress=not args.quiet)

@@ -35,8 +35,10 @@ def run_tracks(args: argparse.Namespace) -> int:
 
     for name in list_tracks():
         track = make_track(name)
-        print(f"{name:10s} {track.length_m:7.0f} m  max |curvature| {abs(track.curvature_1pm).max():.3f} 1/m  "
-              f"marking {track.marking}")
+        print(
+            f"{name:10s} {track.length_m:7.0f} m  max |curvature| {abs(track.curvature_1pm).max():.3f} 1/m  "
+            f"marking {track.marking}"
+        )
     return 0
 
 

@@ -28,6 +28,8 @@ def test_unknown_policy_is_one_clear_line(capsys):
 
 
 def test_help_lists_commands():
-    out = subprocess.run([sys.executable, "-m", "drive", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "drive", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for command in ("info", "record", "recordings", "sim", "export"):
         assert command in out

@@ -19,7 +19,14 @@ TINY = {
         "policies": ["ncp-ltc", "cnn"],
         "overrides": ["epochs=1", "batch=2", "data.window=4", "data.stride=4", "log_interval=1"],
     },
-    "eval": {"track": "forest", "noise": [0.0, 0.1], "seeds": [0], "laps": None, "max_steps": 20, "workers": 1},
+    "eval": {
+        "track": "forest",
+        "noise": [0.0, 0.1],
+        "seeds": [0],
+        "laps": None,
+        "max_steps": 20,
+        "workers": 1,
+    },
     "export": {"policy": "ncp-ltc", "parity_steps": 5},
     "onboard": {"laps": 1, "max_time_s": 1.0},
 }
@@ -39,12 +46,25 @@ def test_every_stage_ran_and_the_report_says_so(launched):
     state = json.loads((out / "launch_state.json").read_text())
     assert list(state) == ["record", "train", "eval", "export", "onboard", "report"]
     assert not any(stage.get("skipped") for stage in state.values())
-    for path in ("record/DONE", "train/ncp-ltc/checkpoints/best.pt", "train/cnn/DONE", "eval/metrics.json",
-                 "export/model.onnx", "onboard/metrics.json", "report.md"):
+    for path in (
+        "record/DONE",
+        "train/ncp-ltc/checkpoints/best.pt",
+        "train/cnn/DONE",
+        "eval/metrics.json",
+        "export/model.onnx",
+        "onboard/metrics.json",
+        "report.md",
+    ):
         assert (out / path).exists(), path
     report = (out / "report.md").read_text()
-    for heading in ("## Stages", "## Recorded expert drives", "## Training", "## ONNX export",
-                    "## Onboard runtime", "## Closed-loop evaluation"):
+    for heading in (
+        "## Stages",
+        "## Recorded expert drives",
+        "## Training",
+        "## ONNX export",
+        "## Onboard runtime",
+        "## Closed-loop evaluation",
+    ):
         assert heading in report
 
 
@@ -81,4 +101,7 @@ def test_bad_launch_files_name_the_key(tmp_path):
 
 def test_demo_launch_file_loads():
     config = load_config(LaunchConfig, "launch/demo.yaml")
-    assert config.train.policies == ["ncp-ltc", "lstm", "cnn"] and config.eval["track"] not in config.record.tracks
+    assert (
+        config.train.policies == ["ncp-ltc", "lstm", "cnn"]
+        and config.eval["track"] not in config.record.tracks
+    )

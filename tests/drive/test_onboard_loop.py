@@ -37,7 +37,9 @@ def test_onboard_loop_matches_the_pytorch_loop(exported):
     onboard = drive_onboard(path, track="forest", seed=4, laps=1, max_time_s=SECONDS)
     config = EmbeddedSimConfig(track="forest")
     with make_simulator("embedded", config, safety=SafetyDriverConfig()) as sim:
-        torch_run = run_episode(sim, PolicyRunner(policy), seed=4, limits=EpisodeLimits(laps=1, max_time_s=SECONDS))
+        torch_run = run_episode(
+            sim, PolicyRunner(policy), seed=4, limits=EpisodeLimits(laps=1, max_time_s=SECONDS)
+        )
     assert torch_run.metrics["interventions"] >= 1  # the comparison covers takeovers
     assert onboard["metrics"]["interventions"] == torch_run.metrics["interventions"]
     assert [r["frame"] for r in onboard["interventions"]] == [r["frame"] for r in torch_run.interventions]

@@ -14,8 +14,23 @@ from recordings.reader import Recording
 
 
 def _record(out, *extra):
-    return main(["record", "--out", str(out), "--minutes", "0.1", "--episodes", "2", "--track", "oval,forest",
-                 "--condition", "summer,night", "--quiet", *extra])
+    return main(
+        [
+            "record",
+            "--out",
+            str(out),
+            "--minutes",
+            "0.1",
+            "--episodes",
+            "2",
+            "--track",
+            "oval,forest",
+            "--condition",
+            "summer,night",
+            "--quiet",
+            *extra,
+        ]
+    )
 
 
 def _digest(path) -> str:
@@ -60,7 +75,19 @@ def test_perturbations_change_the_executed_command_not_the_label(tmp_path):
     tel = Recording(tmp_path / "p" / "episode-0000").telemetry
     gap = np.abs(tel["curvature_1pm"] - tel["expert_curvature_1pm"])
     assert gap.max() > 0.01  # pulses of 0.02-0.06 1/m happened
-    main(["record", "--out", str(tmp_path / "q"), "--minutes", "0.5", "--episodes", "1", "--quiet", "--no-perturb"])
+    main(
+        [
+            "record",
+            "--out",
+            str(tmp_path / "q"),
+            "--minutes",
+            "0.5",
+            "--episodes",
+            "1",
+            "--quiet",
+            "--no-perturb",
+        ]
+    )
     clean = Recording(tmp_path / "q" / "episode-0000").telemetry
     np.testing.assert_allclose(clean["curvature_1pm"], clean["expert_curvature_1pm"], atol=1e-7)
 
@@ -84,7 +111,9 @@ def test_rerun_skips_complete_episodes_and_refuses_broken_ones(tmp_path, capsys)
 def test_bad_arguments_are_named(tmp_path, capsys):
     assert main(["record", "--out", str(tmp_path / "x"), "--track", "moon", "--quiet"]) == 2
     assert "moon" in capsys.readouterr().err
-    assert main(["record", "--out", str(tmp_path / "x"), "--set", "embeded.target_speed_mps=3", "--quiet"]) == 2
+    assert (
+        main(["record", "--out", str(tmp_path / "x"), "--set", "embeded.target_speed_mps=3", "--quiet"]) == 2
+    )
     assert "embeded" in capsys.readouterr().err
 
 
