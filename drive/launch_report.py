@@ -127,4 +127,4 @@ def _eval_section(launch: Any) -> list[str]:
     # Demote its headings one level and make its relative links point into eval/.
     text = re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", text, flags=re.M)
     text = re.sub(r"\]\((?!https?://|/)([^)]+)\)", lambda m: f"](eval/{m.group(1)})", text)
-    return ["## Closed-loop evaluation", "", text]
+    return [text]
