@@ -142,7 +142,7 @@ def test_drive_train_cli(tmp_path, capsys):
     assert main(["train", "--out", str(out), "--resume"]) == 0  # the saved config; already finished
     assert json.loads(capsys.readouterr().out)["steps"] == 2
     assert main(args + small + ["--resume", "--set", "optim.lr_head=0.1"]) == 2
-    assert "optim.lr_head: 0.005 saved, 0.1 now" in capsys.readouterr().err
+    assert "optim.lr_head: 0.01 saved, 0.1 now" in capsys.readouterr().err
     assert main(args + ["--set", "optim.lr_heads=1"]) == 2
     assert "optim.lr_heads" in capsys.readouterr().err
     assert (
