@@ -72,9 +72,17 @@ def init_distributed(device_preference: str = "auto") -> DistContext:
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, device)
 
 
-def shutdown_distributed() -> None:
-    """Leave the process group (no-op without one)."""
+def shutdown_distributed(clean: bool = True) -> None:
+    """Leave the process group (no-op without one).
+
+    Args:
+        clean: the run ended normally on this rank: wait for every rank first, since tearing gloo down
+            while another rank is still in a collective aborts that rank ("terminate called without an
+            active exception"). After an error, leave at once rather than wait for ranks that may not come.
+    """
     if dist.is_available() and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -86,6 +86,9 @@ def run_training(config: TrainConfig, out_dir: str | Path, resume: bool = False)
         trainer = Trainer(config, data.train, data.val, out_dir, ctx=ctx, data_info=data.describe())
         if resume:
             trainer.restore(last)
-        return trainer.fit()
-    finally:
-        shutdown_distributed()
+        summary = trainer.fit()
+    except BaseException:
+        shutdown_distributed(clean=False)
+        raise
+    shutdown_distributed()
+    return summary

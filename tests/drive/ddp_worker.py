@@ -31,5 +31,7 @@ def first_step_gradients(
         grads = {n: p.grad.clone() for n, p in trainer.policy.named_parameters() if p.grad is not None}
         if rank == 0:
             torch.save({"loss": loss, "grads": grads, "windows": frames.shape[0]}, out_file)
+        del trainer  # the DDP reducer's hooks go before the group they use
+        dist.barrier()  # no rank tears gloo down while the other is still using it
     finally:
         dist.destroy_process_group()
