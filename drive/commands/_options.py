@@ -6,17 +6,27 @@ import argparse
 from typing import Any
 
 
-def add_config_options(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+def add_config_options(
+    parser: argparse.ArgumentParser, default: str | None = None, config_help: str = "YAML config file"
+) -> None:
+    """`--config FILE` and repeated `--set KEY=VALUE` (collected in `args.overrides`)."""
     parser.add_argument(
-        "--config", default=default, help="YAML config file" + (f" (default: {default})" if default else "")
+        "--config",
+        default=default,
+        help=config_help + (f" (default: {default})" if default else ""),
     )
+    add_set_option(parser)
+
+
+def add_set_option(parser: argparse.ArgumentParser, example: str = "optim.lr_head=1e-3") -> None:
+    """Repeated `--set KEY=VALUE` overrides, collected in `args.overrides`."""
     parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value, e.g. --set optim.lr=3e-4 (repeatable)",
+        help=f"override a config value, e.g. --set {example} (repeatable)",
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from drive.commands._options import comma_list
+from drive.commands._options import add_set_option, comma_list
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,14 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="redo stages even when their outputs exist")
     p.add_argument("--stages", type=comma_list, default=None, help="run only these stages, e.g. eval,report")
     p.add_argument("--out", default=None, help="output directory (overrides the file's `out`)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a launch value, e.g. --set record.minutes=5 (repeatable)",
-    )
+    add_set_option(p, example="record.minutes=5")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 

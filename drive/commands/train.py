@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from drive.commands._options import add_config_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
@@ -17,21 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train a policy on recorded drives. Writes config.yaml, metrics.jsonl, loss_curves.png "
         "and checkpoints/{last,best}.pt into --out.",
     )
-    parser.add_argument(
-        "--config",
-        default=None,
-        help="training YAML (default: built-in defaults, or the checkpoint's config with --resume)",
+    add_config_options(
+        parser,
+        config_help="training YAML (default: built-in defaults, or the checkpoint's config with --resume)",
     )
     parser.add_argument("--data", default=None, help="directory of recorded episodes (sets data.root)")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics, curves)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set optim.lr_head=1e-3 (repeatable)",
-    )
     parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/last.pt")
     parser.set_defaults(func=run)
 
