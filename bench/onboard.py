@@ -4,16 +4,18 @@ Exports the policy (fresh from the registry, or a checkpoint) to a temporary dir
 control step, frame by frame, in three ways in the same run, interleaved in rounds so that drift of the
 machine's speed hits all three alike:
 
-- onboard: `OnboardPolicy.act(frame)` — the deployed path (onnxruntime, image + state -> curvature).
+- onboard: `OnboardPolicy.act(frame)` — the deployed path (onnxruntime, image + state -> curvature),
+  for the fp32 graph and its static int8 variant (calibrated on `--frames`, or on synthetic frames).
 - torch:   `DrivingPolicy.step` in PyTorch eager (no_grad, 1 thread), state fed back the same way.
 - perception alone: the policy's perception (the conv head for the NCP policies) exported by itself
   and run in onnxruntime: the floor the full step cannot beat.
 
-Targets (issue 6): onboard p50 <= 1.3x perception alone and <= 0.5x PyTorch eager.
+Targets (issue 6): onboard p50 <= 1.3x perception alone and <= 0.5x PyTorch eager; each is printed
+for fp32 and for int8 (whose accuracy cost vs PyTorch fp32 over the parity frames is printed too).
 
     python bench/onboard.py                       # ncp-ltc, 400 steps
     python bench/onboard.py --policy ncp-cfc --steps 200
-    python bench/onboard.py --checkpoint runs/x/checkpoint.pt --opt-level basic
+    python bench/onboard.py --checkpoint runs/x/checkpoints/best.pt --frames runs/x/record/episode-0003
 """
 
 from __future__ import annotations
@@ -60,7 +62,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-optimize", dest="optimize", action="store_false", help="skip the export-time graph optimisation"
     )
-    parser.add_argument("--variants", action="store_true", help="also time the fp16 and int8 exports")
+    parser.add_argument("--fp16", action="store_true", help="also time the fp16 export")
+    parser.add_argument(
+        "--frames", default=None, metavar="DIR", help="recording for the parity and int8 calibration frames"
+    )
     parser.add_argument("--opt-level", choices=sorted(OPT_LEVELS), default="all", help="onnxruntime level")
     return parser.parse_args(argv)
 
@@ -88,13 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     frames = synthetic_frames(64, policy.config.camera_height, policy.config.camera_width)
     with tempfile.TemporaryDirectory() as tmp:
         model_path = Path(tmp) / "model.onnx"
-        export_policy(
+        exported = export_policy(
             policy,
             model_path,
-            parity_steps=20,
+            parity_steps=200,
+            frames_dir=args.frames,
             optimize=args.optimize,
-            fp16=args.variants,
-            int8=args.variants,
+            fp16=args.fp16,
+            int8=True,
         )
         onboard = OnboardPolicy(model_path, intra_op_num_threads=args.threads, optimization_level=level)
         variants = {
@@ -103,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 intra_op_num_threads=args.threads,
                 optimization_level=level,
             )
-            for name in (("fp16", "int8") if args.variants else ())
+            for name in exported.variants
         }
         # The perception alone, exported the same way, on the preprocessed (network-size) image.
         net_image = torch.from_numpy(frames[:1].copy())
@@ -152,18 +158,23 @@ def main(argv: list[str] | None = None) -> int:
     stats = {name: percentiles_ms(s) for name, s in samples.items()}
     for name, (p50, p99, mean) in stats.items():
         print(f"{name:34s} {p50:8.3f} {p99:8.3f} {mean:8.3f}")
-    onboard_p50 = stats["onboard (onnxruntime)"][0]
-    vs_perception = onboard_p50 / stats["perception alone (onnxruntime)"][0]
-    vs_torch = onboard_p50 / stats["pytorch eager"][0]
+    perception_p50, torch_p50 = stats["perception alone (onnxruntime)"][0], stats["pytorch eager"][0]
     ok = lambda good: "met" if good else "NOT met"  # noqa: E731
-    print(
-        f"onboard p50 / perception alone p50 = {vs_perception:.2f} "
-        f"(target <= {TARGET_VS_PERCEPTION}: {ok(vs_perception <= TARGET_VS_PERCEPTION)})"
-    )
-    print(
-        f"onboard p50 / pytorch eager p50 = {vs_torch:.2f} "
-        f"(target <= {TARGET_VS_TORCH}: {ok(vs_torch <= TARGET_VS_TORCH)})"
-    )
+    for precision, name in (("fp32", "onboard (onnxruntime)"), ("int8", "onboard int8 (onnxruntime)")):
+        vs_perception = stats[name][0] / perception_p50
+        vs_torch = stats[name][0] / torch_p50
+        print(
+            f"{precision}: onboard p50 / perception alone (fp32) p50 = {vs_perception:.2f} "
+            f"(target <= {TARGET_VS_PERCEPTION}: {ok(vs_perception <= TARGET_VS_PERCEPTION)}); "
+            f"onboard p50 / pytorch eager p50 = {vs_torch:.2f} "
+            f"(target <= {TARGET_VS_TORCH}: {ok(vs_torch <= TARGET_VS_TORCH)})"
+        )
+    for precision, cost in exported.variants.items():
+        relative_pct = 100 * cost.rms_diff_1pm / cost.curvature_rms_1pm
+        print(
+            f"{precision} accuracy cost vs PyTorch fp32 ({cost.source}, {cost.steps} steps): "
+            f"max |dcurvature| {cost.max_abs_diff_1pm:.3g} 1/m, rms {relative_pct:.2g}% of the curvature rms"
+        )
     return 0
 
 

@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from drive.export_graphs import (
 )
 from drive.export_parity import (
     ParityResult,
+    calibration_frames,
     compare_rollouts,
     full_step,
     onnx_rollout,
@@ -213,6 +215,7 @@ def export_policy(
     int8: bool = False,
     parity_steps: int = 200,
     frames_dir: str | Path | None = None,
+    calibration_count: int = 256,
     tolerance_1pm: float = PARITY_TOLERANCE_1PM,
     optimize: bool = True,
 ) -> ExportResult:
@@ -225,9 +228,12 @@ def export_policy(
         train_config: the checkpoint's resolved training config (its digest goes into the metadata).
         train_step: the checkpoint's training step.
         split: also write the vision and policy graphs.
-        fp16, int8: also write a float16 / dynamically quantised int8 variant (accuracy cost measured).
+        fp16, int8: also write a float16 / statically quantised int8 variant (accuracy cost measured on
+            the parity sequence).
         parity_steps: frames in the parity sequence.
-        frames_dir: a recording to take the parity frames from (default: synthetic frames).
+        frames_dir: a recording to take the parity frames (its first `parity_steps`) and the int8
+            calibration frames (spread over the rest) from; default: synthetic frames.
+        calibration_count: frames the int8 variant's activation ranges are calibrated on.
         tolerance_1pm: the fp32 parity bound, 1/m.
         optimize: fold constants and fuse Pads into Convs at export (`drive.export_optimize`).
 
@@ -237,7 +243,7 @@ def export_policy(
     Raises:
         ExportError: an fp32 graph misses the parity bound; nothing is written then.
     """
-    from drive.export_variants import to_fp16, to_int8_dynamic
+    from drive.export_variants import to_fp16, to_int8_static
 
     out = Path(out)
     if out.suffix != ".onnx":
@@ -269,16 +275,22 @@ def export_policy(
         to_write.update(halves)
 
     variants: dict[str, ParityResult] = {}
-    for name, wanted, convert in (("fp16", fp16, to_fp16), ("int8", int8, to_int8_dynamic)):
-        if wanted:
-            variant = convert(full)
-            cost = compare_rollouts(reference, onnx_rollout(full_step(variant), frames, n), source, n_policy)
-            variants[name] = cost
-            meta = {**metadata, **_parity_keys(cost, None), MetaKey.PRECISION: name}
-            to_write[name] = (
-                out.with_suffix(f".{name}.onnx"),
-                with_metadata(variant, meta, f"{doc} ({name})"),
-            )
+    conversions = {}
+    if fp16:
+        conversions["fp16"] = (to_fp16, {})
+    if int8:
+        height, width = module.config.camera_height, module.config.camera_width
+        calibration, label = calibration_frames(frames_dir, calibration_count, height, width, parity_steps)
+        conversions["int8"] = (
+            partial(to_int8_static, calibration_frames=calibration),
+            {MetaKey.INT8_CALIBRATION: label},
+        )
+    for name, (convert, extra) in conversions.items():
+        variant = convert(full)
+        cost = compare_rollouts(reference, onnx_rollout(full_step(variant), frames, n), source, n_policy)
+        variants[name] = cost
+        meta = {**metadata, **_parity_keys(cost, None), MetaKey.PRECISION: name, **extra}
+        to_write[name] = (out.with_suffix(f".{name}.onnx"), with_metadata(variant, meta, f"{doc} ({name})"))
 
     for path, model in to_write.values():
         _atomic_save(model, path)

@@ -120,6 +120,39 @@ def recorded_frames(path: str | Path, steps: int, height: int, width: int, start
     return frames
 
 
+def calibration_frames(
+    path: str | Path | None, count: int, height: int, width: int, skip: int = 0
+) -> tuple[np.ndarray, str]:
+    """Frames to calibrate int8 quantisation on, away from the parity sequence; and their source label.
+
+    From a recording: `count` frames spread evenly over frames `skip` .. end (the parity check uses the
+    first `skip`), so the calibration sees every bend and light of the drive and the accuracy cost is
+    measured on frames it was not calibrated on. A recording with no frames past `skip` lends its parity
+    frames (said in the label). Without a recording: `synthetic_frames` of another texture seed.
+
+    Returns:
+        (n, height, width, 3) uint8 RGB with n <= count, and e.g. "recording:<path>, 256 of frames 200..3000".
+    """
+    if count < 1:
+        raise ValueError(f"calibration needs >= 1 frame, got {count}")
+    if path is None:
+        return synthetic_frames(count, height, width, seed=1), f"synthetic (seed 1), {count} frames"
+    from recordings import Recording
+
+    recording = Recording(path)
+    total = recording.num_frames
+    first = skip if total > skip else 0
+    picks = np.unique(np.linspace(first, total - 1, min(count, total - first)).round().astype(int))
+    frames = np.stack([recording.frames(i, i + 1)[0] for i in picks])
+    if frames.shape[1:] != (height, width, 3) or frames.dtype != np.uint8:
+        raise ValueError(
+            f"recording {path} holds {frames.shape[1:]} {frames.dtype} frames, but the policy's camera "
+            f"is ({height}, {width}, 3) uint8"
+        )
+    overlap = " (overlapping the parity frames: the recording is short)" if first == 0 and skip > 0 else ""
+    return frames, f"recording:{path}, {len(picks)} of frames {first}..{total}{overlap}"
+
+
 def torch_rollout(policy: DrivingPolicy, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """PyTorch's curvatures (T,) and states (T, state_size) over `frames`, batch 1, zero initial state."""
     curvatures, states = [], []

@@ -45,10 +45,13 @@ class ExportStage:
     Attributes:
         policy: which trained policy to export.
         parity_steps: PyTorch vs onnxruntime check length (frames of a recorded drive).
+        int8: also write the statically quantised int8 variant (model.int8.onnx), calibrated on the
+            recorded drive, with its accuracy cost.
     """
 
     policy: str = "ncp-ltc"
     parity_steps: int = 200
+    int8: bool = True
 
 
 @dataclass(frozen=True)
@@ -60,12 +63,22 @@ class OnboardStage:
         seed: episode seed.
         noise: Gaussian image-noise variance.
         max_time_s: simulation-time cap of the drive, s.
+        precisions: the exported graphs to drive, each on the same seed: "fp32" (model.onnx), "int8"
+            (model.int8.onnx; needs export.int8).
     """
 
     laps: int = 1
     seed: int = 0
     noise: float = 0.0
     max_time_s: float = 600.0
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.precisions if p not in ("fp32", "int8")]
+        if unknown or not self.precisions:
+            raise ValueError(
+                f"onboard.precisions: expected a non-empty list of fp32/int8, got {self.precisions}"
+            )
 
 
 @dataclass(frozen=True)
@@ -103,6 +116,8 @@ class LaunchConfig:
             raise ValueError(
                 f"export.policy {self.export.policy!r} is not in train.policies {self.train.policies}"
             )
+        if "int8" in self.onboard.precisions and not self.export.int8:
+            raise ValueError("onboard.precisions has int8 but export.int8 is false (nothing to drive)")
 
 
 class Launch:
@@ -138,6 +153,10 @@ class Launch:
     @property
     def model(self) -> Path:
         return self.out / "export" / "model.onnx"
+
+    def model_of(self, precision: str) -> Path:
+        """The exported graph of `precision` ("fp32": model.onnx, else model.<precision>.onnx)."""
+        return self.model if precision == "fp32" else self.model.with_suffix(f".{precision}.onnx")
 
     # Driver ---------------------------------------------------------------------------------------
     def run(self, stages: list[str] | None = None) -> dict[str, Any]:
@@ -241,9 +260,21 @@ class Launch:
             self.model,
             parity_steps=self.config.export.parity_steps,
             frames_dir=episodes[-1] if episodes else None,
+            int8=self.config.export.int8,
         )
         print(result.summary(), flush=True)
-        return {"model": str(self.model), "parity_max_abs_diff_1pm": result.parity.max_abs_diff_1pm}
+        costs = {
+            name: {
+                "max_abs_diff_1pm": cost.max_abs_diff_1pm,
+                "rms_pct": 100 * cost.rms_diff_1pm / cost.curvature_rms_1pm,
+            }
+            for name, cost in result.variants.items()
+        }
+        return {
+            "model": str(self.model),
+            "parity_max_abs_diff_1pm": result.parity.max_abs_diff_1pm,
+            "variants": costs,
+        }
 
     def _stage_onboard(self) -> dict[str, Any]:
         from drive.onboard_loop import drive_onboard
@@ -253,23 +284,26 @@ class Launch:
             return {"skipped": True}
         eval_config = self._eval_config()
         cfg = self.config.onboard
-        result = drive_onboard(
-            self.model,
-            track=eval_config.track,
-            condition=eval_config.conditions[0],
-            laps=cfg.laps,
-            seed=cfg.seed,
-            noise_variance=cfg.noise,
-            max_time_s=cfg.max_time_s,
-        )
+        summaries = {}
+        for precision in cfg.precisions:
+            result = drive_onboard(
+                self.model_of(precision),
+                track=eval_config.track,
+                condition=eval_config.conditions[0],
+                laps=cfg.laps,
+                seed=cfg.seed,
+                noise_variance=cfg.noise,
+                max_time_s=cfg.max_time_s,
+            )
+            summaries[precision] = {
+                "model": str(self.model_of(precision)),
+                "metrics": result["metrics"],
+                "deadline": result["deadline"],
+                "interventions": result["interventions"],
+            }
         out.mkdir(parents=True, exist_ok=True)
-        summary = {
-            "metrics": result["metrics"],
-            "deadline": result["deadline"],
-            "interventions": result["interventions"],
-        }
-        (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
-        return summary
+        (out / "metrics.json").write_text(json.dumps(summaries, indent=2, default=str))
+        return summaries
 
     def _stage_report(self) -> dict[str, Any]:
         from drive.launch_report import write_launch_report

@@ -99,24 +99,31 @@ def _export_section(launch: Any) -> list[str]:
     text = f"`{launch.model.relative_to(launch.out)}` ({launch.config.export.policy})"
     if parity is not None:
         text += f"; PyTorch vs onnxruntime max |Δ curvature| {parity:.2e} 1/m over the parity drive"
-    return ["## ONNX export", "", text + ".", ""]
+    lines = ["## ONNX export", "", text + "."]
+    for name, cost in entry.get("variants", {}).items():
+        lines.append(
+            f"`{launch.model_of(name).relative_to(launch.out)}` ({name}): max |Δ curvature| "
+            f"{cost['max_abs_diff_1pm']:.2e} 1/m, rms {cost['rms_pct']:.2g} % of the curvature rms."
+        )
+    return [*lines, ""]
 
 
 def _onboard_section(launch: Any) -> list[str]:
     path = launch.out / "onboard" / "metrics.json"
     if not path.is_file():
         return []
-    data = json.loads(path.read_text())
-    m, d = data["metrics"], data["deadline"]
-    return [
-        "## Onboard runtime (onnxruntime, 1 thread)",
-        "",
-        f"{m['distance_m']:.0f} m in {m['elapsed_s']:.0f} s: {m['interventions']} interventions "
-        f"({m['interventions_per_km']:.2f} per km), autonomy {m['autonomy_pct']:.1f} %, mean |offset| "
-        f"{m['mean_abs_offset_m']:.2f} m. Latency p50 {d['latency_p50_ms']:.2f} ms, p99 "
-        f"{d['latency_p99_ms']:.2f} ms; {d['deadline_misses']} deadline misses.",
-        "",
-    ]
+    lines = ["## Onboard runtime (onnxruntime, 1 thread)", ""]
+    for precision, data in json.loads(path.read_text()).items():
+        m, d = data["metrics"], data["deadline"]
+        lines += [
+            f"- {precision} (`{Path(data['model']).name}`): {m['distance_m']:.0f} m in "
+            f"{m['elapsed_s']:.0f} s, {m['interventions']} interventions "
+            f"({m['interventions_per_km']:.2f} per km), autonomy {m['autonomy_pct']:.1f} %, "
+            f"mean |offset| {m['mean_abs_offset_m']:.2f} m; latency p50 "
+            f"{d['latency_p50_ms']:.2f} ms, p99 {d['latency_p99_ms']:.2f} ms, "
+            f"{d['deadline_misses']} deadline misses."
+        ]
+    return [*lines, ""]
 
 
 def _eval_section(launch: Any) -> list[str]:

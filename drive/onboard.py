@@ -73,6 +73,7 @@ class MetaKey:
     PARITY_TOLERANCE = "parity_tolerance_1pm"  # the bound the fp32 export was held to
     PARITY_STEPS = "parity_steps"
     PARITY_SOURCE = "parity_source"  # "synthetic" or "recording:<path>[start:stop]"
+    INT8_CALIBRATION = "int8_calibration"  # on an int8 graph: the frames its ranges were calibrated on
     VISION_GRAPH_FILE = "vision_graph_file"  # on a split policy graph: its vision graph's file name
     POLICY_GRAPH_FILE = "policy_graph_file"  # on a split vision graph: its policy graph's file name
     EXPORTER = "exporter"

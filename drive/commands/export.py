@@ -23,7 +23,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", action="store_true", help="also write vision and policy graphs")
     parser.add_argument("--fp16", action="store_true", help="also write a float16 variant (cost reported)")
     parser.add_argument(
-        "--int8", action="store_true", help="also write a dynamic int8 variant (cost reported)"
+        "--int8",
+        action="store_true",
+        help="also write a static int8 variant, calibrated on --frames (cost reported)",
+    )
+    parser.add_argument(
+        "--calibration-frames",
+        type=int,
+        default=256,
+        metavar="N",
+        help="frames the int8 variant is calibrated on, spread over the recording after the parity "
+        "frames (default 256)",
     )
     parser.add_argument(
         "--parity-steps", type=int, default=200, help="frames in the parity check (default 200)"
@@ -51,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         int8=args.int8,
         parity_steps=args.parity_steps,
         frames_dir=args.frames,
+        calibration_count=args.calibration_frames,
         tolerance_1pm=PARITY_TOLERANCE_1PM if args.tolerance is None else args.tolerance,
         optimize=args.optimize,
     )

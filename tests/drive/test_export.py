@@ -14,7 +14,7 @@ from drive.cli import main as drive_main
 from drive.export import PARITY_TOLERANCE_1PM, ExportError, config_digest, export_checkpoint, export_policy
 from drive.export_graphs import OneStepGraph, to_onnx
 from drive.export_optimize import fuse_pad_into_conv
-from drive.export_parity import recorded_frames, synthetic_frames
+from drive.export_parity import calibration_frames, recorded_frames, synthetic_frames
 from drive.onboard import MetaKey, OnboardPolicy
 from policies.checkpoint import save_checkpoint
 from policies.driving_policy import DrivingPolicy, PolicyConfig
@@ -148,15 +148,25 @@ def test_fp16_and_int8_variants_report_their_cost(tmp_path):
         meta = {p.key: p.value for p in model.metadata_props}
         assert meta[MetaKey.PRECISION] == name
         assert float(meta[MetaKey.PARITY_MAX_ABS_DIFF]) == cost.max_abs_diff_1pm
-        # Reduced precision costs something, but a bounded amount under the curvature's scale. Dynamic
-        # int8 (activations quantised per call) costs more on this untrained, He-initialised network.
+        # Reduced precision costs something, but a bounded amount under the curvature's scale.
         bound = {"fp16": 0.1, "int8": 0.5}[name]
         assert 0 < cost.max_abs_diff_1pm < bound * cost.curvature_rms_1pm
         assert cost.rms_diff_1pm < bound / 2 * cost.curvature_rms_1pm
         onboard = OnboardPolicy(result.paths[name])  # same interface as the fp32 graph
         assert np.isfinite(onboard.act(synthetic_frames(1, 78, 200)[0]))
-    ops = {node.op_type for node in onnx.load(result.paths["int8"]).graph.node}
-    assert {"ConvInteger", "DynamicQuantizeLinear"} <= ops
+    int8 = onnx.load(result.paths["int8"])
+    meta = {p.key: p.value for p in int8.metadata_props}
+    assert meta[MetaKey.INT8_CALIBRATION] == "synthetic (seed 1), 256 frames"
+    # Static QDQ: the weights of every convolution but the first are int8 initializers, each feeding a
+    # DequantizeLinear; the first convolution and everything outside the perception stay float.
+    dequantised = {n.output[0]: n.input[0] for n in int8.graph.node if n.op_type == "DequantizeLinear"}
+    int8_weights = {i.name for i in int8.graph.initializer if i.data_type == onnx.TensorProto.INT8}
+    convs = [n for n in int8.graph.node if n.op_type == "Conv"]
+    assert len(convs) == 5
+    assert convs[0].input[1] not in dequantised
+    assert all(dequantised.get(conv.input[1]) in int8_weights for conv in convs[1:])
+    quantised = [n.input[0] for n in int8.graph.node if n.op_type == "QuantizeLinear"]
+    assert quantised and all(name.startswith("/perception/") for name in quantised)
     initializers = onnx.load(result.paths["fp16"]).graph.initializer
     assert {i.data_type for i in initializers if i.dims} >= {onnx.TensorProto.FLOAT16}
     assert "fp16 accuracy cost" in result.summary()
@@ -257,6 +267,28 @@ def test_parity_on_a_recording(tmp_path):
         ValueError, match=r"holds \(78, 200, 3\) uint8 frames, but the policy's camera is \(120"
     ):
         recorded_frames(episode, 5, 120, 320)
+
+
+def test_int8_calibration_frames_come_from_after_the_parity_frames(tmp_path):
+    from recordings.synthetic import write_synthetic_episode
+
+    episode = write_synthetic_episode(tmp_path / "ep", 30, image_shape=(78, 200, 3))
+    everything = recorded_frames(episode, 30, 78, 200)
+    frames, label = calibration_frames(episode, 5, 78, 200, skip=10)
+    # Spread evenly over frames 10..29, the first 10 (the parity frames) left out.
+    np.testing.assert_array_equal(frames, everything[[10, 15, 20, 24, 29]])
+    assert label == f"recording:{episode}, 5 of frames 10..30"
+    frames, label = calibration_frames(episode, 100, 78, 200, skip=10)
+    np.testing.assert_array_equal(frames, everything[10:])
+    # A recording no longer than the parity sequence lends its parity frames, and says so.
+    frames, label = calibration_frames(episode, 3, 78, 200, skip=30)
+    assert len(frames) == 3 and "overlapping the parity frames" in label
+    with pytest.raises(ValueError, match=r"holds \(78, 200, 3\) uint8 frames, but the policy's camera"):
+        calibration_frames(episode, 3, 120, 320)
+    with pytest.raises(ValueError, match="calibration needs >= 1 frame"):
+        calibration_frames(None, 0, 78, 200)
+    synthetic, label = calibration_frames(None, 4, 78, 200)
+    assert synthetic.shape == (4, 78, 200, 3) and label == "synthetic (seed 1), 4 frames"
 
 
 def test_cli_exports_a_checkpoint_and_reports_errors(tmp_path, capsys):

@@ -28,7 +28,7 @@ TINY = {
         "workers": 1,
     },
     "export": {"policy": "ncp-ltc", "parity_steps": 5},
-    "onboard": {"laps": 1, "max_time_s": 1.0},
+    "onboard": {"laps": 1, "max_time_s": 1.0, "precisions": ["fp32", "int8"]},
 }
 
 
@@ -66,6 +66,10 @@ def test_every_stage_ran_and_the_report_says_so(launched):
         "## Closed-loop evaluation",
     ):
         assert heading in report
+    onboard = json.loads((out / "onboard" / "metrics.json").read_text())
+    assert list(onboard) == ["fp32", "int8"]
+    assert onboard["int8"]["model"].endswith("model.int8.onnx")
+    assert "- int8 (`model.int8.onnx`)" in report and "(int8): max |Δ curvature|" in report
 
 
 def test_second_run_reuses_everything(launched, capsys):
@@ -97,6 +101,10 @@ def test_bad_launch_files_name_the_key(tmp_path):
         load_config(LaunchConfig, {"export": {"policy": "gru"}})
     with pytest.raises(ConfigError, match="stages"):
         load_config(LaunchConfig, {"stages": ["record", "deploy"]})
+    with pytest.raises(ConfigError, match=r"onboard.precisions.*fp64"):
+        load_config(LaunchConfig, {"onboard": {"precisions": ["fp64"]}})
+    with pytest.raises(ConfigError, match="export.int8 is false"):
+        load_config(LaunchConfig, {"export": {"int8": False}, "onboard": {"precisions": ["int8"]}})
 
 
 def test_demo_launch_file_loads():
