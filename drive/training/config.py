@@ -185,7 +185,11 @@ class TrainConfig:
         batch: windows per optimiser step over all ranks (the global batch; each of N DDP ranks takes
             batch / N), so N processes train exactly like one.
         device: `auto` (CUDA when present), `cpu` or `cuda`.
-        amp_bf16: bfloat16 autocast for the forward pass on CUDA (the loss stays float32).
+        amp_bf16: bfloat16 autocast for the perception in training steps (the recurrent head, the loss
+            and validation stay float32): false (the default) keeps float32, `auto` turns it on where
+            the hardware computes bfloat16 natively (a CUDA GPU with bf16, or a CPU with AVX512-BF16 /
+            AMX-BF16 under oneDNN; drive/training/precision.py), true forces it on. ~1.75x faster on
+            such a CPU, but see precision.py for why it is not the default.
         seed: seed of the initialisation, the window order and the augmentation.
         init_checkpoint: optional checkpoint whose weights start the run (fine-tuning); its policy must
             have the same shape.
@@ -205,7 +209,7 @@ class TrainConfig:
     max_steps: int = 0
     batch: int = 16
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp_bf16: bool = False
+    amp_bf16: bool | Literal["auto"] = False
     seed: int = 0
     init_checkpoint: str = ""
     log_interval: int = 10

@@ -13,8 +13,10 @@ from policies.driving_policy import DrivingPolicy
 class SequenceModel(nn.Module):
     """The policy as `forward(frames) -> curvature`, so DDP sees a forward() (it syncs gradients there).
 
-    The perception runs under bfloat16 autocast when `amp_bf16` is on; the recurrent head always runs in
-    float32 (its ODE solver divides by sums of conductances, which bfloat16's 8-bit mantissa spoils).
+    The perception runs under bfloat16 autocast when `amp_bf16` is on and the module is in training mode;
+    the recurrent head always runs in float32 (its ODE solver divides by sums of conductances, which
+    bfloat16's 8-bit mantissa spoils). In eval mode (validation) everything is float32, as the exported
+    policy runs, so validation metrics mean the same with and without bf16 training.
     This is `DrivingPolicy.forward_sequence` from the zero state, with that precision split.
     """
 
@@ -29,7 +31,7 @@ class SequenceModel(nn.Module):
             raise ValueError(f"training windows must be (B, T, H, W, 3) uint8, got {tuple(frames_u8.shape)}")
         b, t = frames_u8.shape[:2]
         device_type = frames_u8.device.type
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.amp_bf16):
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.amp_bf16 and self.training):
             features = self.policy.features(frames_u8.reshape(b * t, *frames_u8.shape[2:]))
         y, _ = self.policy.head.forward_sequence(features.float().reshape(b, t, -1))
         return y[..., 0].float() * self.policy.curvature_scale_1pm

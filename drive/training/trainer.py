@@ -32,6 +32,7 @@ from drive.training.distributed import DistContext, all_reduce_sum, default_thre
 from drive.training.loss import curve_weights, weighted_error_sums, weighted_squared_error
 from drive.training.metrics import CURVES_FILE, MetricsLog, plot_loss_curves, read_metrics
 from drive.training.model import SequenceModel, param_groups
+from drive.training.precision import resolve_amp_bf16
 from drive.training.schedule import lr_factor
 from drive.training.state import check_resumable, rng_state, set_rng_state
 from policies.checkpoint import load_weights, read_checkpoint, save_checkpoint
@@ -92,7 +93,8 @@ class Trainer:
             payload = read_checkpoint(config.init_checkpoint)
             load_weights(self.policy, payload["state_dict"], source=config.init_checkpoint)
         self.policy.to(self.device)
-        self.sequence_model = SequenceModel(self.policy, config.amp_bf16)
+        self.amp_bf16 = resolve_amp_bf16(config.amp_bf16, self.device)  # `auto` -> on where native
+        self.sequence_model = SequenceModel(self.policy, self.amp_bf16)
         self.model: nn.Module = self.sequence_model
         if self.ctx.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -369,6 +371,7 @@ class Trainer:
             event="resume" if self._resumed_from is not None else "start",
             policy=self.config.policy.name,
             device=str(self.device),
+            amp_bf16=self.amp_bf16,
             world_size=self.ctx.world_size,
             total_steps=self.total_steps,
             steps_per_epoch=self.steps_per_epoch,

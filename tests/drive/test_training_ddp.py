@@ -28,6 +28,7 @@ TINY = {
     "threads": 1,
     "device": "cpu",
     "augment": {"shadow_probability": 1.0},
+    "amp_bf16": False,  # bf16 rounds each rank's partial weight-gradient sums: compare in float32
 }
 
 
