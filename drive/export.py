@@ -91,6 +91,7 @@ class ExportResult:
         split_parity: PyTorch vs the vision graph chained into the policy graph (split only).
         variants: PyTorch fp32 vs each reduced-precision variant ("fp16", "int8"): its accuracy cost.
         metadata: the full graph's metadata_props.
+        int8_calibration: the frames the int8 variant was calibrated on ("" without one).
     """
 
     paths: dict[str, Path]
@@ -99,6 +100,7 @@ class ExportResult:
     split_parity: ParityResult | None = None
     variants: dict[str, ParityResult] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
+    int8_calibration: str = ""
 
     def summary(self) -> str:
         """Human-readable lines: files, parity, variant costs."""
@@ -116,6 +118,8 @@ class ExportResult:
                 f"{name} accuracy cost: max |dcurvature| {cost.max_abs_diff_1pm:.3g} 1/m, rms "
                 f"{cost.rms_diff_1pm:.3g} 1/m ({relative:.2g}% of the curvature rms)"
             )
+        if self.int8_calibration:
+            lines.append(f"int8 calibrated on: {self.int8_calibration}")
         lines += [f"wrote {role}: {path}" for role, path in self.paths.items()]
         return "\n".join(lines)
 
@@ -276,6 +280,7 @@ def export_policy(
 
     variants: dict[str, ParityResult] = {}
     conversions = {}
+    label = ""
     if fp16:
         conversions["fp16"] = (to_fp16, {})
     if int8:
@@ -295,7 +300,7 @@ def export_policy(
     for path, model in to_write.values():
         _atomic_save(model, path)
     paths = {role: path for role, (path, _) in to_write.items()}
-    return ExportResult(paths, parity, tolerance_1pm, split_parity, variants, metadata)
+    return ExportResult(paths, parity, tolerance_1pm, split_parity, variants, metadata, label)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
+from drive.onboard import IMAGE_INPUT, STATE_INPUT
+
 PERCEPTION_SCOPE = "/perception/"
 """Part of the node names the TorchScript exporter gives the perception's ops (`/policy/perception/...`)."""
 
@@ -63,12 +65,10 @@ def to_int8_static(model: onnx.ModelProto, calibration_frames: np.ndarray) -> on
     ]
     quantised = set(convs[1:])
     excluded = [node.name for node in model.graph.node if node.name not in quantised]
-    state = next(i for i in model.graph.input if i.name != model.graph.input[0].name)
-    state_width = state.type.tensor_type.shape.dim[1].dim_value
-    feeds = [
-        {model.graph.input[0].name: frame[None], state.name: np.zeros((1, state_width), np.float32)}
-        for frame in calibration_frames
-    ]
+    # Zero state: the recurrent head is not quantised, so the state only has to be a valid input.
+    state_input = next(i for i in model.graph.input if i.name == STATE_INPUT)
+    zero_state = np.zeros((1, state_input.type.tensor_type.shape.dim[1].dim_value), np.float32)
+    feeds = [{IMAGE_INPUT: frame[None], STATE_INPUT: zero_state} for frame in calibration_frames]
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         source.write_bytes(model.SerializeToString())

@@ -170,6 +170,7 @@ def test_fp16_and_int8_variants_report_their_cost(tmp_path):
     initializers = onnx.load(result.paths["fp16"]).graph.initializer
     assert {i.data_type for i in initializers if i.dims} >= {onnx.TensorProto.FLOAT16}
     assert "fp16 accuracy cost" in result.summary()
+    assert "int8 calibrated on: synthetic (seed 1), 256 frames" in result.summary()
 
 
 class _DivergesWhenTraced(DrivingPolicy):
