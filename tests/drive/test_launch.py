@@ -110,6 +110,6 @@ def test_bad_launch_files_name_the_key(tmp_path):
 def test_demo_launch_file_loads():
     config = load_config(LaunchConfig, "launch/demo.yaml")
     assert (
-        config.train.policies == ["ncp-ltc", "lstm", "cnn"]
+        config.train.policies == ["ncp-ltc", "ncp-cfc", "lstm", "cnn"]
         and config.eval["track"] not in config.record.tracks
     )
