@@ -98,6 +98,20 @@ class DrivingPolicy(nn.Module):
         """(B, H, W, 3) uint8 camera frames -> (B, F) sensory features."""
         return self.perception(self.preprocess(images_u8))
 
+    @torch.no_grad()
+    def calibrate_input_map(self, images_u8: torch.Tensor) -> None:
+        """Set the head's input map from the features of `images_u8` (B, H, W, 3) uint8 (LTC heads).
+
+        Raises:
+            ValueError: the head has no input map to calibrate.
+        """
+        calibrate = getattr(self.head, "calibrate_input_map", None)
+        if calibrate is None:
+            raise ValueError(
+                f"policy {self.config.name!r}: its head has no input map to calibrate (LTC heads do)"
+            )
+        calibrate(self.features(images_u8))
+
     def step(
         self, images_u8: torch.Tensor, state: torch.Tensor, elapsed_s: float | torch.Tensor = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -124,6 +124,35 @@ class LTC(nn.Module):
         """See `LTCCell.apply_weight_constraints` (a no-op with softplus constraints)."""
         self.rnn_cell.apply_weight_constraints()
 
+    @torch.no_grad()
+    def calibrate_input_map(self, features: torch.Tensor) -> None:
+        """Set the affine input map from data: each sensory input gets mean 0.5 and std 0.5 over `features`.
+
+        Why: the sensory synapses are sigmoids with midpoints 0.3-0.8 and steepness 3-8. A freshly
+        initialised conv head gives features whose spread over frames varies by seed (std 0.14-0.33 on
+        recorded drives), and when it is small the synapses barely respond and training can sit on a
+        plateau (see README, "The CLI"). Features constant over `features` keep the identity map.
+
+        Args:
+            features: (B, S) sensory features of representative frames.
+
+        Raises:
+            ValueError: the head has no affine input map, or `features` is not (B, S) with B >= 2.
+        """
+        cell = self.rnn_cell
+        if not (hasattr(cell, "input_w") and hasattr(cell, "input_b")):
+            raise ValueError("calibrate_input_map needs the affine input mapping (input_mapping='affine')")
+        if features.dim() != 2 or features.shape[1] != self.sensory_size or features.shape[0] < 2:
+            raise ValueError(
+                f"calibrate_input_map: expected (B >= 2, {self.sensory_size}) features, "
+                f"got {tuple(features.shape)}"
+            )
+        mean, std = features.mean(0), features.std(0)
+        varies = std > 1e-6
+        scale = torch.where(varies, 0.5 / std.clamp(min=1e-6), torch.ones_like(std))
+        cell.input_w.copy_(scale.to(cell.input_w))
+        cell.input_b.copy_(torch.where(varies, 0.5 - mean * scale, torch.zeros_like(mean)).to(cell.input_b))
+
     # Head protocol ----------------------------------------------------------------------------------
     def initial_state(
         self, batch: int, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32

@@ -109,6 +109,8 @@ class Trainer:
             weight_decay=optim.weight_decay,
         )
         self.train_set, self.val_set = train_set, val_set
+        if config.calibrate_input_map and not config.init_checkpoint:
+            self._calibrate_input_map()
         pin = self.device.type == "cuda"
         workers = config.data.workers
         self.loader, self.sampler = train_loader(
@@ -154,6 +156,13 @@ class Trainer:
         loss = weighted_squared_error(pred, labels_1pm, scale, alpha, weight_total / self.ctx.world_size)
         loss.backward()
         return all_reduce_sum(loss.detach().clone(), self.ctx) / self.ctx.world_size
+
+    def _calibrate_input_map(self, windows: int = 8) -> None:
+        """`DrivingPolicy.calibrate_input_map` on the first `windows` training windows (dataset order,
+        epoch 0: the same frames on every rank, so DDP replicas stay identical)."""
+        count = min(windows, len(self.train_set))
+        frames = torch.cat([self.train_set[(0, i)][0] for i in range(count)]).to(self.device)
+        self.policy.calibrate_input_map(frames)
 
     def step(self, frames_u8: torch.Tensor, labels_1pm: torch.Tensor) -> dict[str, float]:
         """One optimiser step on one batch; returns loss, grad_norm (before clipping), learning rates.
