@@ -112,8 +112,11 @@ def _onboard_section(launch: Any) -> list[str]:
     path = launch.out / "onboard" / "metrics.json"
     if not path.is_file():
         return []
+    drives = json.loads(path.read_text())
+    if "metrics" in drives:  # written before the stage drove several precisions: one fp32 drive
+        drives = {"fp32": {"model": str(launch.model), **drives}}
     lines = ["## Onboard runtime (onnxruntime, 1 thread)", ""]
-    for precision, data in json.loads(path.read_text()).items():
+    for precision, data in drives.items():
         m, d = data["metrics"], data["deadline"]
         lines += [
             f"- {precision} (`{Path(data['model']).name}`): {m['distance_m']:.0f} m in "

@@ -94,6 +94,22 @@ def test_interrupted_run_finishes_the_work(launched):
     assert state["export"].get("skipped")
 
 
+def test_report_reads_an_onboard_result_written_before_precisions(launched):
+    from drive.launch import Launch
+    from drive.launch_report import write_launch_report
+
+    path, out = launched
+    onboard = out / "onboard" / "metrics.json"
+    current = onboard.read_text()
+    try:
+        old_layout = {k: v for k, v in json.loads(current)["fp32"].items() if k != "model"}
+        onboard.write_text(json.dumps(old_layout))
+        report = write_launch_report(Launch(load_config(LaunchConfig, path))).read_text()
+        assert "- fp32 (`model.onnx`):" in report and "int8 (`model.int8.onnx`)" not in report
+    finally:
+        onboard.write_text(current)
+
+
 def test_bad_launch_files_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="train.polices"):
         load_config(LaunchConfig, {"train": {"polices": ["lstm"]}})
