@@ -51,7 +51,9 @@ def test_bad_features_and_heads_without_an_input_map_are_refused():
 def _trainer(calibrate: bool) -> Trainer:
     overrides = {"batch": 4, "data": {"window": 4}, "device": "cpu", "threads": 1, "progress": False}
     config = load_config(TrainConfig, {**overrides, "calibrate_input_map": calibrate})
-    return Trainer(config, AugmentedWindows(BarWindows(6, 4, seed=0)), ctx=DistContext(device=torch.device("cpu")))
+    return Trainer(
+        config, AugmentedWindows(BarWindows(6, 4, seed=0)), ctx=DistContext(device=torch.device("cpu"))
+    )
 
 
 def test_training_calibrates_on_the_first_windows_only_when_asked():
