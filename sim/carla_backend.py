@@ -40,9 +40,8 @@ from sim.carla_weather import weather_for
 from sim.carla_world import Resources, SynchronousMode, prepare_world
 from sim.expert import ExpertDriver
 from sim.geometry import ProgressTracker, TrackLocator, on_road
-from sim.types import Command, Observation, Pose
+from sim.types import Command, EpisodeSeeds, Observation, Pose, checked_reset_options
 
-RESET_OPTIONS = ("start_s_m", "lateral_offset_m", "heading_error_rad", "speed_mps")
 """Keys `reset(options=...)` accepts (as the embedded simulator's)."""
 
 
@@ -68,7 +67,7 @@ class CarlaSimulator:
         self._collisions = EventCollector()
         self._invasions = EventCollector()
         self._speed = SpeedController(self.config.speed, self.config.dt_ctrl_s)
-        self._seed_rng: np.random.Generator | None = None
+        self._seeds = EpisodeSeeds()
         self._episode_seed: int | None = None
         self._progress: ProgressTracker | None = None
         self._frame = 0
@@ -108,17 +107,8 @@ class CarlaSimulator:
             The first observation (frame 0, time 0) and info.
         """
         self._check_open()
-        options = dict(options or {})
-        unknown = sorted(set(options) - set(RESET_OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {unknown}; valid: {', '.join(RESET_OPTIONS)}")
-        if seed is None:
-            if self._seed_rng is None:
-                self._seed_rng = np.random.default_rng()
-            seed = int(self._seed_rng.integers(2**63))
-        else:
-            seed = int(seed)
-            self._seed_rng = np.random.default_rng(seed)
+        options = checked_reset_options(options)
+        seed = self._seeds.next(seed)
         self._episode_seed = seed
         cfg = self.config
         start_s = options.get("start_s_m", cfg.start_s_m)

@@ -29,10 +29,9 @@ from sim.conditions import CONDITIONS
 from sim.expert import ExpertConfig, ExpertDriver
 from sim.geometry import ProgressTracker, TrackLocator, on_road
 from sim.track_gen import make_track, validate_track_name
-from sim.types import DT_CTRL_S, Command, Observation
+from sim.types import DT_CTRL_S, Command, EpisodeSeeds, Observation, checked_reset_options
 from sim.vehicle import Vehicle, VehicleConfig
 
-RESET_OPTIONS = ("start_s_m", "lateral_offset_m", "heading_error_rad", "speed_mps")
 """Keys `reset(options=...)` accepts: start arc length (m), offset left of centre (m), yaw left of
 the lane (rad), initial speed (m/s)."""
 
@@ -113,7 +112,7 @@ class EmbeddedSimulator:
         self._renderer: Renderer | None = None
         self._black = np.zeros((cfg.camera.height, cfg.camera.width, 3), np.uint8)
         self._black.flags.writeable = False
-        self._seed_rng: np.random.Generator | None = None
+        self._seeds = EpisodeSeeds()
         self._episode_seed: int | None = None
         self._progress: ProgressTracker | None = None
         self._frame = 0
@@ -136,17 +135,8 @@ class EmbeddedSimulator:
             The first observation (frame 0, time 0) and info.
         """
         self._check_open()
-        options = dict(options or {})
-        unknown = sorted(set(options) - set(RESET_OPTIONS))
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {unknown}; valid: {', '.join(RESET_OPTIONS)}")
-        if seed is None:
-            if self._seed_rng is None:
-                self._seed_rng = np.random.default_rng()
-            seed = int(self._seed_rng.integers(2**63))
-        else:
-            seed = int(seed)
-            self._seed_rng = np.random.default_rng(seed)
+        options = checked_reset_options(options)
+        seed = self._seeds.next(seed)
         self._episode_seed = seed
         start_ss, render_ss = np.random.SeedSequence(seed).spawn(2)
         cfg = self.config

@@ -65,6 +65,36 @@ INFO_KEYS = (
 )
 """Privileged truth every backend puts in `info`; the policy never sees it."""
 
+RESET_OPTIONS = ("start_s_m", "lateral_offset_m", "heading_error_rad", "speed_mps")
+"""Keys `Simulator.reset(options=...)` takes: where along the route, how far off the centre, how
+turned, how fast the episode starts."""
+
+
+def checked_reset_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """A copy of `options` (None: empty); ValueError naming any key not in `RESET_OPTIONS`."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(RESET_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown reset option(s) {unknown}; valid: {', '.join(RESET_OPTIONS)}")
+    return options
+
+
+class EpisodeSeeds:
+    """The episode seeds a backend's `reset` uses: the given seed, or, for `seed=None`, the next draw
+    of a generator seeded by the last given seed (fresh entropy if none was given yet)."""
+
+    def __init__(self) -> None:
+        self._rng: np.random.Generator | None = None
+
+    def next(self, seed: int | None) -> int:
+        """The episode seed for `reset(seed=seed)`."""
+        if seed is None:
+            if self._rng is None:
+                self._rng = np.random.default_rng()
+            return int(self._rng.integers(2**63))
+        self._rng = np.random.default_rng(int(seed))
+        return int(seed)
+
 
 @runtime_checkable
 class Simulator(Protocol):

@@ -10,10 +10,10 @@ import pytest
 
 from sim.camera import CameraConfig
 from sim.conditions import CONDITIONS
-from sim.embedded import RESET_OPTIONS, EmbeddedSimConfig, EmbeddedSimulator
+from sim.embedded import EmbeddedSimConfig, EmbeddedSimulator
 from sim.expert import ExpertDriver, RecoveryPerturbation
 from sim.track_gen import list_tracks, make_track
-from sim.types import DT_CTRL_S, INFO_KEYS, Command, Observation, Pose, Simulator
+from sim.types import DT_CTRL_S, INFO_KEYS, RESET_OPTIONS, Command, Observation, Pose, Simulator
 
 SMALL_CAMERA = CameraConfig(width=64, height=24)
 
