@@ -30,10 +30,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from drive.drivers import ExpertActor, PolicyRunner  # noqa: E402
-from drive.loop import EpisodeLimits, run_episode  # noqa: E402
-from drive.simulators import make_simulator, sim_meta  # noqa: E402
-from sim.embedded import EmbeddedSimConfig  # noqa: E402
+from drive.closed_loop.drivers import ExpertActor, PolicyRunner  # noqa: E402
+from drive.closed_loop.loop import EpisodeLimits, run_episode  # noqa: E402
+from sim.embedded.simulator import EmbeddedSimConfig  # noqa: E402
+from sim.registry import make_simulator, sim_meta  # noqa: E402
 from sim.safety_driver import SafetyDriverConfig  # noqa: E402
 
 TARGET_STEPS_PER_S = 200.0
@@ -71,8 +71,8 @@ def pool_rate(
 ) -> tuple[float, float]:
     """All workers' steps per wall-clock second over `episodes` episodes of the evaluation pool (no
     saliency, no recording): (worker start-up included, steady state from the episodes' own times)."""
-    from drive.eval_plan import EvalConfig
-    from drive.evaluate import run_episodes
+    from drive.eval.evaluate import run_episodes
+    from drive.eval.plan import EvalConfig
     from policies.checkpoint import save_checkpoint
     from policies.registry import build_policy
 

@@ -36,10 +36,10 @@ import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
-from drive.export import export_policy  # noqa: E402
-from drive.export_graphs import to_onnx  # noqa: E402
-from drive.export_parity import synthetic_frames  # noqa: E402
-from drive.onboard import OnboardPolicy, open_session  # noqa: E402
+from drive.export.graphs import to_onnx  # noqa: E402
+from drive.export.parity import synthetic_frames  # noqa: E402
+from drive.export.pipeline import export_policy  # noqa: E402
+from drive.onboard.runtime import OnboardPolicy, open_session  # noqa: E402
 
 OPT_LEVELS = {
     "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,

@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sim.camera import CameraConfig, Renderer  # noqa: E402
 from sim.conditions import CONDITIONS  # noqa: E402
-from sim.track import Track  # noqa: E402
+from sim.embedded.camera import CameraConfig, Renderer  # noqa: E402
+from sim.tracks.track import Track  # noqa: E402
 from sim.types import Pose  # noqa: E402
 
 

@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cv2  # noqa: E402
 
-from sim.camera import CameraConfig  # noqa: E402
 from sim.conditions import CONDITIONS  # noqa: E402
-from sim.embedded import EmbeddedSimConfig, EmbeddedSimulator  # noqa: E402
+from sim.embedded.camera import CameraConfig  # noqa: E402
+from sim.embedded.simulator import EmbeddedSimConfig, EmbeddedSimulator  # noqa: E402
 from sim.types import Command  # noqa: E402
 
 RESOLUTIONS = ((78, 200), (160, 320))

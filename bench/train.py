@@ -40,12 +40,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from drive.config import load_config  # noqa: E402
-from drive.training.config import TrainConfig  # noqa: E402
+from common.strict_config import load_config  # noqa: E402
 from drive.training.data import AugmentedWindows, load_recordings, train_loader  # noqa: E402
 from drive.training.distributed import DistContext  # noqa: E402
 from drive.training.model import param_groups  # noqa: E402
 from drive.training.schedule import lr_factor  # noqa: E402
+from drive.training.train_config import TrainConfig  # noqa: E402
 from drive.training.trainer import Trainer  # noqa: E402
 from policies.registry import policy_names  # noqa: E402
 

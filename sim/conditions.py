@@ -1,7 +1,8 @@
 """Weather and light conditions of the embedded simulator's camera: palettes and lighting facts.
 
 A `Condition` is a palette plus a few lighting facts (sun, haze, headlights, precipitation). For a given
-camera, `sim.condition_layers.build_layers` turns it into the images the renderer combines each frame.
+camera, `sim.embedded.condition_layers.build_layers` turns it into the images the renderer combines
+each frame.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from sim.geometry import TrackLocator
-from sim.track import Track
+from sim.tracks.geometry import TrackLocator
+from sim.tracks.track import Track
 from sim.types import Pose
 
 

@@ -1,9 +1,12 @@
 """The layering rules of DESIGN.md, checked over the import graph of the source tree.
 
+- common/ (the bottom layer) imports nothing of the project.
 - sim/ and recordings/ never import policies/ or drive/; perception/ never imports policies/ or drive/;
   policies/ never imports drive/, sim/ or recordings/.
-- carla is imported only in sim/carla* modules.
-- drive/onboard.py reaches neither torch nor carla, directly or through the project's own modules.
+- Inside sim/, a backend room (sim/embedded/, sim/carla/) never imports the other backend.
+- carla is imported only in sim/carla/.
+- drive/onboard/ imports nothing of the project outside itself, and nothing outside the standard library but
+  numpy and onnxruntime (the board has neither torch nor carla): the folder can be copied alone.
 - `import drive` (the CLI's start-up) does not import torch.
 """
 
@@ -17,8 +20,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("drive", "perception", "policies", "sim", "recordings")
+PACKAGES = ("common", "drive", "perception", "policies", "sim", "recordings")
 FORBIDDEN = {
+    "common": {"drive", "perception", "policies", "sim", "recordings"},
     "sim": {"policies", "drive"},
     "recordings": {"policies", "drive"},
     "perception": {"policies", "drive", "sim", "recordings"},
@@ -82,9 +86,21 @@ def test_carla_only_in_carla_backend():
     offenders = [
         mod
         for mod, imps in IMPORTS.items()
-        if any(i.split(".")[0] == "carla" for i in imps) and not mod.split(".")[-1].startswith("carla")
+        if any(i.split(".")[0] == "carla" for i in imps) and not mod.startswith("sim.carla.")
     ]
-    assert not offenders, f"carla imported outside sim/carla*: {offenders}"
+    assert not offenders, f"carla imported outside sim/carla/: {offenders}"
+
+
+@pytest.mark.parametrize(("room", "other"), [("sim.embedded", "sim.carla"), ("sim.carla", "sim.embedded")])
+def test_backend_rooms_do_not_import_each_other(room, other):
+    offenders = [
+        f"{mod} imports {imp}"
+        for mod, imps in IMPORTS.items()
+        if mod == room or mod.startswith(room + ".")
+        for imp in imps
+        if imp == other or imp.startswith(other + ".")
+    ]
+    assert not offenders, offenders
 
 
 def _reach(start: str) -> set[str]:
@@ -108,14 +124,24 @@ def _reach(start: str) -> set[str]:
     return external
 
 
-def test_onboard_runtime_needs_no_torch_or_carla():
-    if "drive.onboard" not in MODULES:
-        pytest.skip("drive/onboard.py has not landed yet")
-    external = _reach("drive.onboard")
-    assert not external & {"torch", "carla"}, sorted(external)
+ONBOARD_ALLOWED = {"numpy", "onnxruntime"}
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("drive.onboard")))
+def test_onboard_room_is_self_contained(module):
+    own = [
+        imp
+        for imp in IMPORTS[module]
+        if imp.split(".")[0] in PACKAGES
+        and imp not in ("drive", "drive.onboard")
+        and not imp.startswith("drive.onboard.")
+    ]
+    assert not own, f"{module} imports project modules outside drive/onboard/: {own}"
+    external = {i for i in _reach(module) if i not in sys.stdlib_module_names}
+    assert external <= ONBOARD_ALLOWED, sorted(external - ONBOARD_ALLOWED)
 
 
 def test_importing_drive_does_not_import_torch():
-    code = "import sys, drive, drive.cli, drive.config; print('torch' in sys.modules)"
+    code = "import sys, drive, drive.cli, common.strict_config; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

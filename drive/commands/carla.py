@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from sim.carla_connect import CarlaConnectionError, connect
-    from sim.carla_world import map_short_name
+    from sim.carla.connect import CarlaConnectionError, connect
+    from sim.carla.world import map_short_name
 
     try:
         conn = connect(args.host, args.port, args.timeout)

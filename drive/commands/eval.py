@@ -58,10 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from drive.config import load_config
-    from drive.eval_plan import EvalConfig
-    from drive.evaluate import evaluate
-    from drive.report import ALL, format_stat, noise_key
+    from common.strict_config import load_config
+    from drive.eval.evaluate import evaluate
+    from drive.eval.plan import EvalConfig
+    from drive.eval.report import ALL, format_stat, noise_key
 
     flags = {
         "sim": args.sim,

@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from drive.export import PARITY_TOLERANCE_1PM, export_checkpoint
+    from drive.export.pipeline import PARITY_TOLERANCE_1PM, export_checkpoint
 
     result = export_checkpoint(
         args.checkpoint,

@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from drive.info import describe_policy
+    from policies.describe import describe_policy
 
     print(describe_policy(args.policy, wiring_seed=args.wiring_seed))
     return 0

@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from drive.config import load_config
-    from drive.launch import Launch, LaunchConfig
+    from common.strict_config import load_config
+    from drive.launch.runner import Launch, LaunchConfig
 
     overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
     config = load_config(LaunchConfig, args.file, overrides)

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from drive.onboard_loop import drive_onboard
+    from drive.closed_loop.onboard_drive import drive_onboard
 
     result = drive_onboard(
         args.model,

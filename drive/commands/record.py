@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from drive.config import load_config
-    from drive.record import RecordConfig, record
+    from common.strict_config import load_config
+    from drive.closed_loop.record import RecordConfig, record
 
     overrides = cli_overrides(
         {

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_preview(args: argparse.Namespace) -> int:
-    from drive.preview import preview
+    from drive.closed_loop.preview import preview
 
     for kind, path in preview(args.track, args.out, seed=args.seed, seconds=args.seconds).items():
         print(f"{kind:6s} {path}")
@@ -31,7 +31,7 @@ def run_preview(args: argparse.Namespace) -> int:
 
 
 def run_tracks(args: argparse.Namespace) -> int:
-    from sim.track_gen import list_tracks, make_track
+    from sim.tracks.track_gen import list_tracks, make_track
 
     for name in list_tracks():
         track = make_track(name)
@@ -45,8 +45,8 @@ def run_tracks(args: argparse.Namespace) -> int:
 def run_export_xodr(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sim.track_gen import make_track
-    from sim.xodr import track_to_xodr
+    from sim.tracks.track_gen import make_track
+    from sim.tracks.xodr import track_to_xodr
 
     track = make_track(args.track)
     out = Path(args.out)

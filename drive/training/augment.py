@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drive.training.config import AugmentConfig
+from drive.training.train_config import AugmentConfig
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from drive.training.augment import augment_window
-from drive.training.config import AugmentConfig, DataConfig
+from drive.training.train_config import AugmentConfig, DataConfig
 
 
 class AugmentedWindows(Dataset):

@@ -16,8 +16,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from drive.config import ConfigError, load_config
-from drive.training.config import TrainConfig
+from common.strict_config import ConfigError, load_config
+from drive.training.train_config import TrainConfig
 from drive.training.trainer import CHECKPOINT_DIR, LAST
 
 

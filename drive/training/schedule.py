@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from drive.training.config import OptimConfig
+from drive.training.train_config import OptimConfig
 
 
 def lr_factor(step: int, optim: OptimConfig, total_steps: int) -> float:
@@ -26,7 +26,7 @@ def lr_factor(step: int, optim: OptimConfig, total_steps: int) -> float:
         A factor in (0, 1].
 
     Example:
-        >>> from drive.training.config import OptimConfig
+        >>> from drive.training.train_config import OptimConfig
         >>> cfg = OptimConfig(schedule="cosine", warmup_steps=2, min_lr_frac=0.0)
         >>> [round(lr_factor(s, cfg, 6), 3) for s in range(6)]
         [0.5, 1.0, 1.0, 0.854, 0.5, 0.146]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from drive.training.config import RESUME_FREE_KEYS, config_differences
+from drive.training.train_config import RESUME_FREE_KEYS, config_differences
 
 
 def rng_state() -> dict[str, Any]:

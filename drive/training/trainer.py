@@ -25,16 +25,16 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
-from drive.config import save_config, to_dict
-from drive.training.config import TrainConfig
+from common.strict_config import save_config, to_dict
 from drive.training.data import eval_loader, steps_per_epoch, train_loader
 from drive.training.distributed import DistContext, all_reduce_sum, default_threads, init_distributed
 from drive.training.loss import curve_weights, weighted_error_sums, weighted_squared_error
-from drive.training.metrics import CURVES_FILE, MetricsLog, plot_loss_curves, read_metrics
 from drive.training.model import SequenceModel, param_groups
 from drive.training.precision import resolve_amp_bf16
 from drive.training.schedule import lr_factor
 from drive.training.state import check_resumable, rng_state, set_rng_state
+from drive.training.train_config import TrainConfig
+from drive.training.train_metrics import CURVES_FILE, MetricsLog, plot_loss_curves, read_metrics
 from policies.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from policies.driving_policy import DrivingPolicy
 from policies.registry import build_policy

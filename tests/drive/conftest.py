@@ -1,12 +1,12 @@
-"""Fixtures shared by the drive tests: the fake CARLA server behind `sim.carla_connect.make_client`."""
+"""Fixtures shared by the drive tests: the fake CARLA server behind `sim.carla.connect.make_client`."""
 
 from __future__ import annotations
 
 import pytest
 
-import sim.carla_connect
-from sim.track_gen import make_track
-from sim.xodr import track_to_xodr
+import sim.carla.connect
+from sim.tracks.track_gen import make_track
+from sim.tracks.xodr import track_to_xodr
 
 
 @pytest.fixture
@@ -18,6 +18,6 @@ def fake_server(monkeypatch):
 
     server = FakeServer({"Town01": track_to_xodr(make_track("seed-3"))}, current="Town01")
     monkeypatch.setattr(
-        sim.carla_connect, "make_client", lambda host, port, timeout_s: FakeClient(server, host, port)
+        sim.carla.connect, "make_client", lambda host, port, timeout_s: FakeClient(server, host, port)
     )
     return server

@@ -10,10 +10,10 @@ def first_step_gradients(
     rank: int, world_size: int, init_file: str, config_dict: dict, out_file: str
 ) -> None:
     """Join the group, take the first batch of this rank's loader, backward, save rank 0's gradients."""
-    from drive.config import load_config
-    from drive.training.config import TrainConfig
+    from common.strict_config import load_config
     from drive.training.data import AugmentedWindows
     from drive.training.distributed import DistContext
+    from drive.training.train_config import TrainConfig
     from drive.training.trainer import Trainer
     from tests.drive.bar_drives import BarWindows
 

@@ -8,11 +8,11 @@ import time
 import numpy as np
 import pytest
 
+from common.strict_config import ConfigError, load_config
 from drive.cli import main
-from drive.config import ConfigError, load_config
-from drive.record import RecordConfig
-from sim.track_gen import make_track
-from sim.xodr import track_to_xodr
+from drive.closed_loop.record import RecordConfig
+from sim.tracks.track_gen import make_track
+from sim.tracks.xodr import track_to_xodr
 
 
 def _closed_port() -> int:

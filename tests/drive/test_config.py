@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-import drive.config
-from drive.config import ConfigError, digest, load_config, save_config, to_dict
+import common.strict_config
+from common.strict_config import ConfigError, digest, load_config, save_config, to_dict
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Run:
 
 
 def test_doctests():
-    assert doctest.testmod(drive.config).failed == 0
+    assert doctest.testmod(common.strict_config).failed == 0
 
 
 def test_yaml_and_overrides(tmp_path):

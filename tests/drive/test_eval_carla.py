@@ -9,9 +9,9 @@ import json
 import pytest
 import torch
 
+from common.strict_config import load_config
 from drive.cli import main
-from drive.config import load_config
-from drive.eval_plan import EvalConfig
+from drive.eval.plan import EvalConfig
 
 pytest.importorskip("carla")
 pytestmark = pytest.mark.carla

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from common.strict_config import ConfigError, load_config
 from drive.cli import main
-from drive.config import ConfigError, load_config
-from drive.eval_plan import EvalConfig, plan_episodes, policy_labels
-from drive.evaluate import evaluate, run_episodes
+from drive.eval.evaluate import evaluate, run_episodes
+from drive.eval.plan import EvalConfig, plan_episodes, policy_labels
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def test_drive_eval_command(checkpoints, tmp_path, capsys):
 
 
 def test_policies_that_trained_on_the_evaluation_track_are_flagged(tmp_path):
-    from drive.evaluate import describe_policies
+    from drive.eval.evaluate import describe_policies
     from policies.checkpoint import save_checkpoint
     from policies.registry import build_policy
 

@@ -11,11 +11,18 @@ import pytest
 import torch
 
 from drive.cli import main as drive_main
-from drive.export import PARITY_TOLERANCE_1PM, ExportError, config_digest, export_checkpoint, export_policy
-from drive.export_graphs import OneStepGraph, to_onnx
-from drive.export_optimize import fuse_pad_into_conv
-from drive.export_parity import calibration_frames, recorded_frames, synthetic_frames
-from drive.onboard import MetaKey, OnboardPolicy
+from drive.export.graphs import OneStepGraph, to_onnx
+from drive.export.optimize import fuse_pad_into_conv
+from drive.export.parity import calibration_frames, recorded_frames, synthetic_frames
+from drive.export.pipeline import (
+    PARITY_TOLERANCE_1PM,
+    ExportError,
+    config_digest,
+    export_checkpoint,
+    export_policy,
+)
+from drive.onboard.contract import MetaKey
+from drive.onboard.runtime import OnboardPolicy
 from policies.checkpoint import save_checkpoint
 from policies.driving_policy import DrivingPolicy, PolicyConfig
 from policies.registry import build_policy, policy_names

@@ -7,13 +7,13 @@ import doctest
 import numpy as np
 import pytest
 
-import drive.interpret
-from drive.interpret import max_lipschitz, pca, saliency_ssim
+import drive.eval.interpret
+from drive.eval.interpret import max_lipschitz, pca, saliency_ssim
 from perception.saliency import ssim
 
 
 def test_doctests():
-    assert doctest.testmod(drive.interpret).failed == 0
+    assert doctest.testmod(drive.eval.interpret).failed == 0
 
 
 def test_pca_of_two_orthogonal_signals_splits_the_variance_four_to_one():

@@ -7,9 +7,9 @@ import json
 import pytest
 import yaml
 
+from common.strict_config import ConfigError, load_config
 from drive.cli import main
-from drive.config import ConfigError, load_config
-from drive.launch import LaunchConfig
+from drive.launch.runner import LaunchConfig
 
 TINY = {
     "name": "tiny",
@@ -95,8 +95,8 @@ def test_interrupted_run_finishes_the_work(launched):
 
 
 def test_report_reads_an_onboard_result_written_before_precisions(launched):
-    from drive.launch import Launch
-    from drive.launch_report import write_launch_report
+    from drive.launch.run_report import write_launch_report
+    from drive.launch.runner import Launch
 
     path, out = launched
     onboard = out / "onboard" / "metrics.json"

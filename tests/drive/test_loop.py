@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from drive.drivers import ExpertActor, PolicyRunner
-from drive.loop import EpisodeLimits, run_episode
-from drive.simulators import make_simulator, sim_meta
-from sim.embedded import EmbeddedSimConfig
+from drive.closed_loop.drivers import ExpertActor, PolicyRunner
+from drive.closed_loop.loop import EpisodeLimits, run_episode
+from sim.embedded.simulator import EmbeddedSimConfig
+from sim.embedded.vehicle import VehicleConfig
+from sim.registry import make_simulator, sim_meta
 from sim.safety_driver import SafetyDriverConfig
-from sim.track_gen import make_track
-from sim.vehicle import VehicleConfig
+from sim.tracks.track_gen import make_track
 
 TRACK = "forest"  # the held-out evaluation track: curvy (|κ| up to ~0.05 1/m), narrow, unmarked
 SPEED_MPS, DT_S = 8.0, 0.05

@@ -12,9 +12,10 @@ import onnx
 import pytest
 import torch
 
-from drive.export import export_policy
-from drive.export_parity import synthetic_frames
-from drive.onboard import MetaKey, ModelContractError, OnboardPolicy
+from drive.export.parity import synthetic_frames
+from drive.export.pipeline import export_policy
+from drive.onboard.contract import MetaKey, ModelContractError
+from drive.onboard.runtime import OnboardPolicy
 from policies.registry import build_policy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -223,7 +224,7 @@ for name in ("torch", "carla"):
         raise SystemExit(f"the blocker failed: {name} imported")
 
 import numpy as np
-from drive.onboard import OnboardPolicy
+from drive.onboard.runtime import OnboardPolicy
 
 frames = np.load(sys.argv[1])
 policy = OnboardPolicy(sys.argv[2])

@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from drive.cli import main
-from drive.drivers import PolicyRunner
-from drive.export import export_policy
-from drive.loop import EpisodeLimits, run_episode
-from drive.onboard_loop import OnboardDriver, drive_onboard
-from drive.simulators import make_simulator
+from drive.closed_loop.drivers import PolicyRunner
+from drive.closed_loop.loop import EpisodeLimits, run_episode
+from drive.closed_loop.onboard_drive import OnboardDriver, drive_onboard
+from drive.export.pipeline import export_policy
 from policies.driving_policy import PolicyConfig
 from policies.registry import build_policy
-from sim.embedded import EmbeddedSimConfig
+from sim.embedded.simulator import EmbeddedSimConfig
+from sim.registry import make_simulator
 from sim.safety_driver import SafetyDriverConfig
 
 SECONDS = 25.0

@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from drive.eval_episode import TRAJECTORY_COLUMNS, EpisodeOutcome
-from drive.eval_plan import EpisodeSpec, EvalConfig
-from drive.interpret import saliency_ssim
-from drive.plots import write_plots
-from drive.report import analyse, format_stat, summary, write_report
+from drive.eval.episode import TRAJECTORY_COLUMNS, EpisodeOutcome
+from drive.eval.interpret import saliency_ssim
+from drive.eval.plan import EpisodeSpec, EvalConfig
+from drive.eval.plots import write_plots
+from drive.eval.report import analyse, format_stat, summary, write_report
 
 NOISE = [0.0, 0.2]
 SEEDS = [0, 1, 2]

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from common.strict_config import load_config
 from drive.cli import main
-from drive.config import load_config
-from drive.training.config import TrainConfig
 from drive.training.data import AugmentedWindows
 from drive.training.distributed import DistContext
-from drive.training.metrics import read_metrics
+from drive.training.train_config import TrainConfig
+from drive.training.train_metrics import read_metrics
 from drive.training.trainer import NonFiniteLossError, Trainer
 from policies.checkpoint import read_checkpoint, save_checkpoint
 from policies.driving_policy import PolicyConfig

@@ -11,11 +11,11 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 
-from drive.config import load_config
-from drive.training.config import TrainConfig
+from common.strict_config import load_config
 from drive.training.data import AugmentedWindows
 from drive.training.distributed import DistContext
-from drive.training.metrics import read_metrics
+from drive.training.train_config import TrainConfig
+from drive.training.train_metrics import read_metrics
 from drive.training.trainer import Trainer
 from policies.checkpoint import read_checkpoint
 from tests.drive.bar_drives import BarWindows, write_bar_drives

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from drive.training.metrics import read_metrics
 from drive.training.run import resolve_config, run_training
+from drive.training.train_metrics import read_metrics
 from policies.checkpoint import load_policy
 from tests.drive.bar_drives import write_bar_drives
 

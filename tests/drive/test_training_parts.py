@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from drive.config import ConfigError, load_config, to_dict
+from common.strict_config import ConfigError, load_config, to_dict
 from drive.training.augment import (
     ShadowBand,
     WindowAugmentation,
@@ -19,12 +19,12 @@ from drive.training.augment import (
     augment_window,
     shift_label_correction_1pm,
 )
-from drive.training.config import AugmentConfig, OptimConfig, TrainConfig, config_differences
 from drive.training.data import AugmentedWindows, EpochSampler
 from drive.training.loss import curve_weights, weighted_error_sums, weighted_squared_error
-from drive.training.metrics import MetricsLog, read_metrics
 from drive.training.schedule import lr_factor
 from drive.training.state import check_resumable
+from drive.training.train_config import AugmentConfig, OptimConfig, TrainConfig, config_differences
+from drive.training.train_metrics import MetricsLog, read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from drive.config import ConfigError, load_config, to_dict
+from common.strict_config import ConfigError, load_config, to_dict
 from drive.training import precision
-from drive.training.config import TrainConfig
 from drive.training.data import AugmentedWindows
 from drive.training.distributed import DistContext
 from drive.training.precision import bf16_supported, resolve_amp_bf16
 from drive.training.state import check_resumable
+from drive.training.train_config import TrainConfig
 from drive.training.trainer import Trainer
 from tests.drive.bar_drives import BarWindows
 

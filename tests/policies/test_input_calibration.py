@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from drive.config import load_config
-from drive.training.config import TrainConfig
+from common.strict_config import load_config
 from drive.training.data import AugmentedWindows
 from drive.training.distributed import DistContext
+from drive.training.train_config import TrainConfig
 from drive.training.trainer import Trainer
 from policies.ltc import LTC
 from policies.registry import build_policy

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from sim.camera import CameraConfig, Renderer, project_points
 from sim.conditions import CONDITIONS
-from sim.scenery import DASH_PERIOD_M
-from sim.track import Track
+from sim.embedded.camera import CameraConfig, Renderer, project_points
+from sim.embedded.scenery import DASH_PERIOD_M
+from sim.tracks.track import Track
 from sim.types import Pose
 
 RADIUS_M = 50.0  # bend radius of the stadium; its bottom straight runs east along y = -RADIUS_M

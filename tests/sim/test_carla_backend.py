@@ -8,19 +8,19 @@ import math
 import numpy as np
 import pytest
 
-import sim.carla_connect
-from sim.carla_config import CarlaCameraConfig, CarlaConfig
-from sim.carla_sensors import SensorTimeoutError
-from sim.carla_weather import weather_for
+import sim.carla.connect
+from sim.carla.config import CarlaCameraConfig, CarlaConfig
+from sim.carla.sensors import SensorTimeoutError
+from sim.carla.weather import weather_for
 from sim.safety_driver import SafetyDriver, SafetyDriverConfig
-from sim.track_gen import make_track
+from sim.tracks.track_gen import make_track
+from sim.tracks.xodr import track_to_xodr
 from sim.types import DT_CTRL_S, INFO_KEYS, Command, Observation, Simulator
-from sim.xodr import track_to_xodr
 
 carla = pytest.importorskip("carla")
 pytestmark = pytest.mark.carla
 
-from sim.carla_backend import CarlaSimulator  # noqa: E402
+from sim.carla.simulator import CarlaSimulator  # noqa: E402
 from tests.sim.fake_carla import FakeClient, FakeServer, FakeVehicle  # noqa: E402
 
 TOWNS = {"Town01": track_to_xodr(make_track("seed-3")), "Town02": track_to_xodr(make_track("forest"))}
@@ -30,7 +30,7 @@ TOWNS = {"Town01": track_to_xodr(make_track("seed-3")), "Town02": track_to_xodr(
 def server(monkeypatch) -> FakeServer:
     srv = FakeServer(TOWNS, current="Town01")
     monkeypatch.setattr(
-        sim.carla_connect, "make_client", lambda host, port, timeout_s: FakeClient(srv, host, port)
+        sim.carla.connect, "make_client", lambda host, port, timeout_s: FakeClient(srv, host, port)
     )
     return srv
 
@@ -187,7 +187,7 @@ class _Swerve:
 
 
 def test_teleport_on_intervention_puts_the_car_back_on_the_lane(server):
-    from drive.loop import EpisodeLimits, run_episode
+    from drive.closed_loop.loop import EpisodeLimits, run_episode
 
     with _sim(track="country") as sim:
         safety = SafetyDriver(sim, SafetyDriverConfig(cooldown_s=0.5))
@@ -207,11 +207,11 @@ def test_teleport_on_intervention_puts_the_car_back_on_the_lane(server):
 
 
 def test_closed_loop_expert_episode_is_recorded(server, tmp_path):
-    from drive.drivers import ExpertActor
-    from drive.loop import EpisodeLimits, run_episode
-    from drive.simulators import make_simulator, sim_meta
+    from drive.closed_loop.drivers import ExpertActor
+    from drive.closed_loop.loop import EpisodeLimits, run_episode
     from recordings.reader import Recording
     from sim.expert import PerturbationConfig
+    from sim.registry import make_simulator, sim_meta
 
     config = CarlaConfig(track="forest", condition="rain")
     with make_simulator("carla", config, safety=SafetyDriverConfig()) as sim:
@@ -237,8 +237,8 @@ def test_closed_loop_expert_episode_is_recorded(server, tmp_path):
 
 
 def test_a_policy_drives_end_to_end(server):
-    from drive.drivers import PolicyRunner
-    from drive.loop import EpisodeLimits, run_episode
+    from drive.closed_loop.drivers import PolicyRunner
+    from drive.closed_loop.loop import EpisodeLimits, run_episode
     from policies.registry import build_policy
 
     runner = PolicyRunner(build_policy("ncp-ltc"))  # untrained: it wanders, the safety driver catches it

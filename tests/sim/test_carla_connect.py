@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-import sim.carla_connect
-from sim.carla_connect import CarlaConnectionError, connect
+import sim.carla.connect
+from sim.carla.connect import CarlaConnectionError, connect
 
 carla = pytest.importorskip("carla")
 pytestmark = pytest.mark.carla
@@ -80,8 +80,8 @@ def test_a_port_that_never_answers_fails_after_the_timeout(silent_port):
 
 
 def test_the_simulator_fails_the_same_way(silent_port):
-    from drive.simulators import make_simulator
-    from sim.carla_config import CarlaConfig
+    from sim.carla.config import CarlaConfig
+    from sim.registry import make_simulator
 
     started = time.monotonic()
     with pytest.raises(CarlaConnectionError, match=f"127.0.0.1:{silent_port}"):
@@ -97,7 +97,7 @@ def test_a_version_mismatch_is_a_warning(monkeypatch):
         def get_client_version(self):
             return "0.9.16"
 
-    monkeypatch.setattr(sim.carla_connect, "make_client", lambda host, port, timeout_s: OldServer())
+    monkeypatch.setattr(sim.carla.connect, "make_client", lambda host, port, timeout_s: OldServer())
     with pytest.warns(UserWarning, match="client 0.9.16 and server 0.9.15 differ"):
         conn = connect("127.0.0.1", 2000, TIMEOUT_S)
     assert (conn.client_version, conn.server_version) == ("0.9.16", "0.9.15")

@@ -15,12 +15,12 @@ import math
 import numpy as np
 import pytest
 
-from sim.carla_frames import carla_transform, pose_from_carla
-from sim.carla_route import LaneGraph, closed_route, lane_key, waypoint_lane_position
-from sim.geometry import TrackLocator, wrap_angle
-from sim.track_gen import make_track
+from sim.carla.frames import carla_transform, pose_from_carla
+from sim.carla.route import LaneGraph, closed_route, lane_key, waypoint_lane_position
+from sim.tracks.geometry import TrackLocator, wrap_angle
+from sim.tracks.track_gen import make_track
+from sim.tracks.xodr import DRIVING_LANE_ID, track_to_xodr
 from sim.types import Pose
-from sim.xodr import DRIVING_LANE_ID, track_to_xodr
 
 carla = pytest.importorskip("carla")
 pytestmark = pytest.mark.carla

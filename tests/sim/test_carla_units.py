@@ -15,17 +15,17 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from sim.carla_config import CarlaConfig, SpeedControlConfig, track_kind
-from sim.carla_frames import (
+from sim.carla.config import CarlaConfig, SpeedControlConfig, track_kind
+from sim.carla.ego_vehicle import SpeedController, VehicleGeometry
+from sim.carla.frames import (
     pose_from_carla,
     steer_to_carla,
     yaw_from_carla,
     yaw_rate_from_carla,
     yaw_to_carla,
 )
-from sim.carla_route import shortest_cycle
-from sim.carla_sensors import EventCollector, FrameQueue, SensorTimeoutError, bgra_to_rgb
-from sim.carla_vehicle import SpeedController, VehicleGeometry
+from sim.carla.route import shortest_cycle
+from sim.carla.sensors import EventCollector, FrameQueue, SensorTimeoutError, bgra_to_rgb
 from sim.types import Pose
 
 
@@ -51,7 +51,7 @@ def test_carla_frame_is_mirrored_into_ours():
 @pytest.mark.carla
 def test_carla_transform_round_trip():
     pytest.importorskip("carla")
-    from sim.carla_frames import carla_transform, carla_vector
+    from sim.carla.frames import carla_transform, carla_vector
 
     pose = Pose(3.0, 4.0, 0.7)
     t = carla_transform(pose, z_m=1.5, pitch_rad=-0.1)
@@ -194,7 +194,7 @@ def test_track_kinds_and_config_validation():
 
 
 def test_config_loads_strictly_without_carla():
-    from drive.config import ConfigError, load_config
+    from common.strict_config import ConfigError, load_config
 
     config = load_config(CarlaConfig, {"port": 2002, "camera": {"width": 320}}, ["speed.kp=0.8"])
     assert (config.port, config.camera.width, config.speed.kp) == (2002, 320, 0.8)
@@ -203,7 +203,7 @@ def test_config_loads_strictly_without_carla():
 
 
 def test_missing_carla_gives_an_install_hint(monkeypatch):
-    from sim.carla_import import import_carla
+    from sim.carla.lazy_import import import_carla
 
     monkeypatch.setitem(sys.modules, "carla", None)  # as if not installed
     with pytest.raises(ImportError, match=r"pip install 'liquid-drive\[carla\]'.*carla==0.9.16"):
@@ -213,7 +213,7 @@ def test_missing_carla_gives_an_install_hint(monkeypatch):
 @pytest.mark.carla
 def test_weather_of_each_condition():
     carla = pytest.importorskip("carla")
-    from sim.carla_weather import WINTER, weather_for
+    from sim.carla.weather import WINTER, weather_for
 
     assert weather_for("summer") == carla.WeatherParameters.ClearNoon
     assert weather_for("rain") == carla.WeatherParameters.HardRainNoon
@@ -232,7 +232,7 @@ def test_weather_of_each_condition():
 @pytest.mark.carla
 def test_vehicle_geometry_from_physics_in_centimetres():
     pytest.importorskip("carla")
-    from sim.carla_vehicle import vehicle_geometry
+    from sim.carla.ego_vehicle import vehicle_geometry
     from tests.sim.fake_carla import FakeBlueprint, FakeVehicle
 
     class _World:

@@ -1,11 +1,10 @@
-"""Conditions (names, lighting facts) and their precomputed layers (sim.condition_layers)."""
+"""Conditions (names, lighting facts) and their precomputed layers (sim.embedded.condition_layers)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sim.condition_layers import LIGHT_SCALE, build_layers
 from sim.conditions import (
     CONDITION_TABLE,
     CONDITIONS,
@@ -14,7 +13,8 @@ from sim.conditions import (
     illumination,
     sun_azimuth_for_seed,
 )
-from sim.pinhole import CameraConfig
+from sim.embedded.condition_layers import LIGHT_SCALE, build_layers
+from sim.embedded.pinhole import CameraConfig
 
 CAM = CameraConfig()
 

@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from sim.camera import CameraConfig
 from sim.conditions import CONDITIONS
-from sim.embedded import EmbeddedSimConfig, EmbeddedSimulator
+from sim.embedded.camera import CameraConfig
+from sim.embedded.simulator import EmbeddedSimConfig, EmbeddedSimulator
 from sim.expert import ExpertDriver, RecoveryPerturbation
-from sim.track_gen import list_tracks, make_track
+from sim.tracks.track_gen import list_tracks, make_track
 from sim.types import DT_CTRL_S, INFO_KEYS, RESET_OPTIONS, Command, Observation, Pose, Simulator
 
 SMALL_CAMERA = CameraConfig(width=64, height=24)

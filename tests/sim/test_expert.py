@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
+from sim.embedded.vehicle import Vehicle, VehicleConfig
 from sim.expert import ExpertConfig, ExpertDriver, PerturbationConfig, RecoveryPerturbation
-from sim.geometry import TrackLocator
-from sim.track import Track
-from sim.track_gen import make_track
-from sim.vehicle import Vehicle, VehicleConfig
+from sim.tracks.geometry import TrackLocator
+from sim.tracks.track import Track
+from sim.tracks.track_gen import make_track
 
 
 def _circle(radius_m: float, clockwise: bool = False) -> Track:

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from sim.geometry import ProgressTracker, TrackLocator, on_road, wrap_angle
-from sim.track import Track
-from sim.track_gen import make_track
+from sim.tracks.geometry import ProgressTracker, TrackLocator, on_road, wrap_angle
+from sim.tracks.track import Track
+from sim.tracks.track_gen import make_track
 from sim.types import Pose
 
 R_M = 50.0

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sim.pinhole import CameraConfig
-from sim.raster import GroundProjector, clip_near, visible_runs
+from sim.embedded.pinhole import CameraConfig
+from sim.embedded.raster import GroundProjector, clip_near, visible_runs
 
 
 def reference_clip(polygon: np.ndarray, near: float) -> list[tuple[float, float, float]]:

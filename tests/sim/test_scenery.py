@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from sim.scenery import (
+from sim.embedded.scenery import (
     DASH_LENGTH_M,
     DASH_PERIOD_M,
     MARKING_WIDTH_M,
@@ -22,7 +22,7 @@ from sim.scenery import (
     resample_track,
     tree_shadow_polygons,
 )
-from sim.track import Track
+from sim.tracks.track import Track
 
 
 def circle(radius_m: float = 40.0, seed: int = 0) -> Track:

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from sim import track_gen
-from sim.track_gen import (
+from sim.tracks import track_gen
+from sim.tracks.track_gen import (
     MAX_CURVATURE_1PM,
     MIN_CLEARANCE_M,
     MIN_REVERSE_CURVATURE_1PM,

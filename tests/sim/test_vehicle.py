@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from sim.embedded.vehicle import PHYSICS_DT_S, Vehicle, VehicleConfig
 from sim.types import Pose
-from sim.vehicle import PHYSICS_DT_S, Vehicle, VehicleConfig
 
 
 def _drive(vehicle: Vehicle, curvature_1pm: float, speed_mps: float, substeps: int, every: int = 4):

@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from sim.track import Track
-from sim.track_gen import make_track
-from sim.xodr import ROADS_MIN, Geometry, plan_view, track_to_xodr
+from sim.tracks.track import Track
+from sim.tracks.track_gen import make_track
+from sim.tracks.xodr import ROADS_MIN, Geometry, plan_view, track_to_xodr
 
 
 def _stadium(radius_m: float = 30.0, straight_m: float = 80.0, spacing_m: float = 0.5) -> Track:
@@ -160,6 +160,6 @@ def test_long_loops_are_cut_into_more_roads():
 
 def test_export_is_deterministic_and_needs_no_carla():
     assert track_to_xodr(make_track("forest")) == track_to_xodr(make_track("forest"))
-    code = "import sys, sim.xodr; print('carla' in sys.modules)"
+    code = "import sys, sim.tracks.xodr; print('carla' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -1,0 +1,277 @@
+"""One evaluation episode, as a worker process runs it: build the driver and the wrapped simulator, drive,
+keep what the report needs (metrics, intervention log, trajectory, hidden state, saliency window) and
+write the episode's overlay video here, where its frames are.
+
+`run_job` is a pure function of (config, spec): a worker process and the serial path give identical
+results. Checkpoints are loaded once per process (`_POLICIES`); torch runs single-threaded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drive.eval.plan import EXPERT, EpisodeSpec, EvalConfig
+from sim.types import Observation
+
+TRAJECTORY_COLUMNS = (
+    "frame",
+    "timestamp_s",
+    "x_m",
+    "y_m",
+    "speed_mps",
+    "progress_m",
+    "lateral_offset_m",
+    "curvature_1pm",
+    "policy_curvature_1pm",
+    "expert_curvature_1pm",
+    "intervention",
+)
+"""Telemetry columns an outcome carries back to the report (the full table is in a recording)."""
+
+_POLICIES: dict[tuple, Any] = {}  # (checkpoint path, mtime, size) -> DrivingPolicy, loaded once per process
+
+
+@dataclass
+class EpisodeOutcome:
+    """What one episode gives the report.
+
+    Attributes:
+        spec: the matrix cell.
+        metrics: `drive.closed_loop.episode_metrics.episode_metrics`.
+        interventions: the safety driver's log rows (frame, time_s, cause, offsets, context).
+        telemetry: `TRAJECTORY_COLUMNS` -> (T,) arrays.
+        hidden: (T, N) float32 neuron activity (the CNN: its last hidden layer), or None.
+        saliency: (K, 78, 200) uint8 VisualBackProp maps of the first K frames, or None.
+        video: path of the overlay video, if one was written.
+        wall_s: wall-clock seconds the episode took (not part of the results).
+    """
+
+    spec: EpisodeSpec
+    metrics: dict[str, Any]
+    interventions: list[dict[str, Any]]
+    telemetry: dict[str, np.ndarray]
+    hidden: np.ndarray | None
+    saliency: np.ndarray | None
+    video: str | None
+    wall_s: float
+
+
+class WindowedDriver:
+    """Wraps a driver for evaluation: saliency only for the first `saliency_frames` steps (the report
+    compares that window; it saves ~20 % per step after it), camera frames kept for the first
+    `keep_frames` steps (the video), and, for a policy without recurrent state (the CNN), its last
+    hidden layer (PilotNet's 100-unit FC layer, after ReLU) as the neuron activity.
+
+    Args:
+        driver: an `ExpertActor` or `PolicyRunner`.
+        saliency_frames: steps with saliency (0: none).
+        keep_frames: steps whose camera image is kept in `frames`.
+    """
+
+    def __init__(self, driver: Any, saliency_frames: int = 0, keep_frames: int = 0) -> None:
+        self.driver = driver
+        self.name = driver.name
+        self.saliency_frames = int(saliency_frames)
+        self.keep_frames = int(keep_frames)
+        self._method = getattr(driver, "saliency_method", None)
+        self._probe, self._hook = _attach_fc_probe(driver)
+        self.frames: list[np.ndarray] = []
+        self.hidden_state: np.ndarray | None = None
+        self.saliency: np.ndarray | None = None
+        self._step = 0
+
+    def close(self) -> None:
+        """Remove the hook from the (cached, shared) policy."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+    def reset(self, seed: int) -> None:
+        self.driver.reset(seed)
+        self.frames = []
+        self._step = 0
+
+    def act(self, obs: Observation, info: dict[str, Any]) -> float:
+        in_window = self._step < self.saliency_frames
+        if self._method is not None:
+            self.driver.saliency_method = self._method if in_window else None
+        curvature = self.driver.act(obs, info)
+        self.saliency = self.driver.saliency if (in_window and self._method is not None) else None
+        self.hidden_state = self._probe() if self._probe is not None else self.driver.hidden_state
+        if self._step < self.keep_frames:
+            self.frames.append(obs.image)
+        self._step += 1
+        return curvature
+
+
+def _attach_fc_probe(driver: Any) -> tuple[Callable[[], np.ndarray] | None, Any]:
+    """For a stateless policy whose perception has `fc2` (PilotNet), hook its post-ReLU output: the
+    paper analysed the CNN's last hidden layer the way it analysed the recurrent neurons.
+
+    Returns:
+        (a reader of the last step's (100,) activity, the hook handle), or (None, None).
+    """
+    policy = getattr(driver, "policy", None)
+    if policy is None or policy.state_size != 0 or not hasattr(policy.perception, "fc2"):
+        return None, None
+    import torch
+
+    seen: dict[str, np.ndarray] = {}
+
+    def hook(_module, _inputs, output):
+        seen["fc2"] = torch.relu(output)[0].detach().float().cpu().numpy()
+
+    handle = policy.perception.fc2.register_forward_hook(hook)
+    return (lambda: seen["fc2"]), handle
+
+
+def build_driver(
+    config: EvalConfig, spec: EpisodeSpec, saliency_frames: int, keep_frames: int
+) -> WindowedDriver:
+    """The driver of `spec`: the expert, or the checkpoint's policy in a `PolicyRunner`."""
+    from drive.closed_loop.drivers import ExpertActor, PolicyRunner
+
+    if spec.policy == EXPERT:
+        return WindowedDriver(ExpertActor(None), 0, keep_frames)
+    stat = Path(spec.policy).stat()
+    key = (str(Path(spec.policy).resolve()), stat.st_mtime_ns, stat.st_size)  # a rewritten file reloads
+    policy = _POLICIES.get(key)
+    if policy is None:
+        from policies.checkpoint import load_policy
+
+        policy, _ = load_policy(spec.policy)
+        _POLICIES[key] = policy
+    method = "visual_backprop" if config.saliency and hasattr(policy.perception, "feature_maps") else None
+    runner = PolicyRunner(policy, saliency=method, name=spec.label)
+    return WindowedDriver(runner, saliency_frames if method else 0, keep_frames)
+
+
+def run_job(
+    config: EvalConfig,
+    spec: EpisodeSpec,
+    out_dir: str | Path,
+    on_steps: Callable[[int], None] | None = None,
+) -> EpisodeOutcome:
+    """Drive the episode `spec` and return its outcome (and write its video / recording under `out_dir`).
+
+    Args:
+        config: the evaluation.
+        spec: which episode.
+        out_dir: the evaluation's output folder.
+        on_steps: called with the number of new steps now and then (progress).
+    """
+    import torch
+
+    from drive.closed_loop.loop import EpisodeLimits, run_episode
+    from sim.registry import make_simulator, sim_meta
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # identical numerics in a worker and in the serial path
+    started = time.perf_counter()
+    driver = None
+    try:
+        out = Path(out_dir)
+        sim_config = config.sim_config(spec.condition)
+        keep = config.video_frames if spec.video else 0
+        window = config.saliency_frames
+        if config.record:
+            window = 1 << 62  # a recording gets saliency on every frame
+        elif spec.video:
+            window = max(window, keep)
+        driver = build_driver(config, spec, window, keep)
+        context = {
+            "noise_variance": spec.noise_variance,
+            "policy": spec.label,
+            "condition": spec.condition,
+            "seed": spec.seed,
+        }
+        sim = make_simulator(
+            config.sim,
+            sim_config,
+            safety=config.safety,
+            noise_variance=spec.noise_variance,
+            perturbations=config.perturbations,
+            safety_context=context,
+        )
+        limits = EpisodeLimits(
+            max_steps=config.max_steps,
+            max_time_s=config.episode_time_cap_s(sim.unwrapped.track.length_m),
+            laps=config.laps,
+        )
+        record_to = out / "episodes" / spec.episode_id if config.record else None
+        meta = sim_meta(
+            config.sim,
+            sim_config,
+            spec.seed,
+            extra={"driver": spec.label, "policy": spec.policy, "noise_variance": spec.noise_variance},
+        )
+        progress = _StepReporter(on_steps)
+        with sim:
+            result = run_episode(
+                sim,
+                driver,
+                seed=spec.seed,
+                limits=limits,
+                record_to=record_to,
+                meta=meta,
+                noise_variance=spec.noise_variance,
+                on_step=progress,
+            )
+        progress.flush()
+        telemetry = {k: result.telemetry[k] for k in TRAJECTORY_COLUMNS}
+        hidden = result.hidden if result.hidden is not None and result.hidden.shape[1] > 0 else None
+        video = None
+        if spec.video:
+            from drive.eval.videos import write_episode_video
+
+            path = out / "videos" / f"{spec.episode_id}.mp4"
+            write_episode_video(
+                path,
+                np.stack(driver.frames),
+                telemetry,
+                saliency=result.saliency,
+                hidden=hidden,
+                intervention_frames=[int(row["frame"]) for row in result.interventions],
+                title=f"{spec.label}  {spec.condition}  noise var {spec.noise_variance:g}  seed {spec.seed}",
+                fps=1.0 / config.control_period_s,
+            )
+            video = str(path.relative_to(out))
+        # The report compares the leading window only (a recording keeps every frame's map).
+        saliency = result.saliency[: config.saliency_frames] if result.saliency is not None else None
+        return EpisodeOutcome(
+            spec=spec,
+            metrics=result.metrics,
+            interventions=result.interventions,
+            telemetry=telemetry,
+            hidden=hidden,
+            saliency=saliency,
+            video=video,
+            wall_s=time.perf_counter() - started,
+        )
+    finally:
+        if driver is not None:
+            driver.close()
+        torch.set_num_threads(threads)
+
+
+class _StepReporter:
+    """Batches step counts for the progress bar (a queue message per step would cost more than a step)."""
+
+    def __init__(self, sink: Callable[[int], None] | None, every: int = 25) -> None:
+        self.sink, self.every, self.pending = sink, every, 0
+
+    def __call__(self, _step: int) -> None:
+        self.pending += 1
+        if self.pending >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.sink is not None and self.pending:
+            self.sink(self.pending)
+        self.pending = 0

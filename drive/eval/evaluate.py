@@ -1,0 +1,249 @@
+"""`drive eval`: the closed-loop evaluation matrix, run in parallel worker processes, then the report.
+
+    policies (checkpoints, or the expert) × conditions × noise σ² × seeds, on one held-out track
+        ─ run_episodes ─► [EpisodeOutcome …]  (a spawned process pool, or this process; same results)
+        ─ report.analyse / write_report ─► metrics.json, report.md
+        ─ plots.write_plots ─► plots/*.png;  videos/*.mp4 were written by the episodes themselves
+
+Episodes are independent pure functions of (config, spec) and run single-threaded, so a pool of N
+workers returns exactly what the serial loop returns, in plan order. A tqdm bar counts control steps
+over the whole matrix (its total is estimated from the lap length and corrected as episodes finish).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue as queue_module
+import sys
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from drive.eval.episode import EpisodeOutcome, run_job
+from drive.eval.plan import EXPERT, EpisodeSpec, EvalConfig, eval_track, plan_episodes, policy_labels
+
+_QUEUE: Any = None  # a worker's progress queue (set by `_init_worker`)
+
+
+def describe_policies(config: EvalConfig) -> list[dict[str, Any]]:
+    """Label, registry name, training step and trained-on tracks of every policy; reads (and so
+    validates) every checkpoint before any episode runs.
+
+    The tracks come from the meta.json of the training episodes a checkpoint lists (when they are still
+    on disk); a policy that trained on the evaluation track is flagged, since the protocol wants a track
+    it never saw.
+    """
+    from policies.checkpoint import read_checkpoint
+
+    rows = []
+    for policy in config.policies:
+        if policy == EXPERT:
+            rows.append({"policy": policy, "name": EXPERT, "step": None, "trained_tracks": None})
+            continue
+        payload = read_checkpoint(policy)
+        episodes = ((payload.get("extra") or {}).get("data") or {}).get("train_episodes")
+        rows.append(
+            {
+                "policy": policy,
+                "name": str(payload["policy_config"]["name"]),
+                "step": int(payload["step"]),
+                "trained_tracks": _episode_tracks(episodes) if episodes else None,
+            }
+        )
+    for row, label in zip(rows, policy_labels(config.policies, [r["name"] for r in rows])):
+        row["label"] = label
+        row["trained_on_eval_track"] = bool(row["trained_tracks"] and config.track in row["trained_tracks"])
+    return rows
+
+
+def resolve_labels(config: EvalConfig) -> list[str]:
+    """Table labels of `config.policies` (see `describe_policies`)."""
+    return [row["label"] for row in describe_policies(config)]
+
+
+def _episode_tracks(episodes: list[str]) -> list[str] | None:
+    """Sorted track names of the recorded episodes still on disk, None if none can be read."""
+    import json
+
+    from recordings.layout import META_FILE
+
+    tracks = set()
+    for episode in episodes:
+        try:
+            tracks.add(str(json.loads((Path(episode) / META_FILE).read_text())["track"]))
+        except (OSError, ValueError, KeyError):
+            continue
+    return sorted(tracks) or None
+
+
+def run_episodes(
+    config: EvalConfig, out_dir: str | Path, *, progress: bool = True, specs: list[EpisodeSpec] | None = None
+) -> list[EpisodeOutcome]:
+    """Run every episode of the matrix; outcomes in plan order.
+
+    Args:
+        config: the evaluation.
+        out_dir: output folder (videos and recordings go under it).
+        progress: show a tqdm bar over control steps.
+        specs: run these instead of the whole plan.
+    """
+    from sim.registry import make_simulator  # noqa: F401  (fail here if the simulator cannot import)
+
+    if specs is None:
+        specs = plan_episodes(config, resolve_labels(config))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    track = eval_track(config)
+    estimate = _estimated_frames(config, track.length_m if track is not None else None)
+    bar = _Progress(len(specs), estimate, progress)
+    try:
+        if config.workers <= 1 or len(specs) == 1:
+            outcomes = []
+            for spec in specs:
+                outcomes.append(run_job(config, spec, out, lambda n, i=spec.index: bar.steps(i, n)))
+                bar.finished(outcomes[-1])
+        else:
+            outcomes = _run_pool(config, specs, out, bar)
+    finally:
+        bar.close()
+    return sorted(outcomes, key=lambda o: o.spec.index)
+
+
+def evaluate(config: EvalConfig, out_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
+    """Run the matrix and write the report folder: eval.yaml, metrics.json, report.md, plots/, videos/.
+
+    Returns:
+        The content of metrics.json.
+    """
+    from common.strict_config import save_config
+    from drive.eval.plots import write_plots
+    from drive.eval.report import analyse, write_report
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "eval.yaml")
+    policies = describe_policies(config)
+    for row in policies:
+        if row["trained_on_eval_track"]:
+            print(
+                f"warning: {row['label']} trained on the evaluation track {config.track!r}", file=sys.stderr
+            )
+    specs = plan_episodes(config, [row["label"] for row in policies])
+    outcomes = run_episodes(config, out, progress=progress, specs=specs)
+    analysis = analyse(config, outcomes)
+    analysis["policies"] = policies
+    figures = write_plots(config, outcomes, analysis, out / "plots")
+    return write_report(config, outcomes, analysis, out, figures=[str(f.relative_to(out)) for f in figures])
+
+
+def _run_pool(
+    config: EvalConfig, specs: list[EpisodeSpec], out: Path, bar: _Progress
+) -> list[EpisodeOutcome]:
+    ctx = mp.get_context("spawn")  # fork would copy torch's thread pools and locks
+    messages = ctx.Queue()
+    workers = min(config.workers, len(specs))
+    outcomes: list[EpisodeOutcome] = []
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(messages,)) as pool:
+        futures = {pool.submit(run_job, config, spec, out, _queue_sink(spec.index)): spec for spec in specs}
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(messages, bar)
+                for future in done:
+                    spec = futures[future]
+                    try:
+                        outcome = future.result()
+                    except Exception as err:
+                        kind = ValueError if isinstance(err, ValueError) else RuntimeError
+                        raise kind(f"episode {spec.episode_id} failed: {err}") from err
+                    outcomes.append(outcome)
+                    bar.finished(outcome)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+    return outcomes
+
+
+def _init_worker(messages: Any) -> None:
+    global _QUEUE
+    import torch
+
+    _QUEUE = messages
+    torch.set_num_threads(1)
+
+
+class _QueueSink:
+    """Picklable progress callback: in a worker it puts (episode index, steps) on the shared queue."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __call__(self, steps: int) -> None:
+        if _QUEUE is not None:
+            _QUEUE.put((self.index, steps))
+
+
+def _queue_sink(index: int) -> _QueueSink:
+    return _QueueSink(index)
+
+
+def _drain(messages: Any, bar: _Progress) -> None:
+    while True:
+        try:
+            index, steps = messages.get_nowait()
+        except queue_module.Empty:
+            return
+        bar.steps(index, steps)
+
+
+def _estimated_frames(config: EvalConfig, track_length_m: float | None) -> int:
+    """Frames one episode will probably have (for the progress bar's total); `track_length_m` None: not
+    known before the episode (a CARLA town)."""
+    candidates = []
+    if config.max_steps is not None:
+        candidates.append(config.max_steps + 1)
+    if config.laps is not None and track_length_m is not None:
+        speed = max(config.target_speed_mps, 0.5)
+        candidates.append(int(config.laps * track_length_m / speed / config.control_period_s) + 1)
+    cap = config.episode_time_cap_s(track_length_m)
+    if cap is not None:
+        candidates.append(int(cap / config.control_period_s) + 1)
+    return min(candidates)
+
+
+class _Progress:
+    """A tqdm bar over control steps of the whole matrix; exact once every episode has finished."""
+
+    def __init__(self, episodes: int, frames_each: int, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.estimate = frames_each
+        self.counted: dict[int, int] = {}
+        self.done: set[int] = set()
+        self.episodes = episodes
+        self.bar = tqdm(
+            total=episodes * frames_each,
+            unit="step",
+            disable=not enabled,
+            dynamic_ncols=True,
+            desc="eval",
+            mininterval=0.1 if sys.stderr.isatty() else 10.0,  # a log file gets a line every 10 s
+        )
+
+    def steps(self, index: int, steps: int) -> None:
+        if index in self.done:  # a late message: the episode was already settled exactly
+            return
+        self.counted[index] = self.counted.get(index, 0) + steps
+        self.bar.update(steps)
+
+    def finished(self, outcome: EpisodeOutcome) -> None:
+        index, frames = outcome.spec.index, int(outcome.metrics["frames"])
+        self.done.add(index)
+        self.bar.total += frames - self.estimate
+        self.bar.update(frames - self.counted.pop(index, 0))
+        self.bar.set_postfix_str(f"{len(self.done)}/{self.episodes} episodes", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()

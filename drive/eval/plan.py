@@ -1,0 +1,248 @@
+"""What an evaluation runs: its config (`EvalConfig`) and the matrix of episodes (`EpisodeSpec`).
+
+The matrix is policies × conditions × noise levels × seeds on one track the policies did not train on
+(`forest` by default, the unmarked narrow one), on the embedded simulator or on CARLA. Every (condition,
+seed) pair gives the same start, route and noise stream to every policy and noise level: the simulator
+and the noise wrapper draw everything from the episode seed, so models are compared on identical drives.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from sim.carla.config import CarlaConfig, track_kind
+from sim.embedded.simulator import EmbeddedSimConfig
+from sim.safety_driver import SafetyDriverConfig
+
+if TYPE_CHECKING:
+    from sim.tracks.track import Track
+
+EXPERT = "expert"
+"""`--policy expert`: the simulator's privileged expert as a reference driver (sees no camera)."""
+
+UNKNOWN_TRACK_TIME_CAP_S = 600.0
+"""Episode time cap with `laps` on a track whose length is not known before a server builds it (a CARLA
+town or .xodr file), s; only the progress bar's estimate uses it: an episode knows its route's length."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """A closed-loop evaluation (saved as `eval.yaml` beside the report).
+
+    Attributes:
+        policies: checkpoint paths, or "expert" for the built-in reference driver.
+        noise: Gaussian image-noise variances σ² on the [0, 1] image (the paper: 0, 0.1, 0.2, 0.3).
+        sim: simulator backend: "embedded", or "carla" (the carla extra and a running server).
+        conditions: conditions (summer, winter, rain, night, dusk).
+        seeds: episode seeds (start position, scenery, noise stream); mean ± sd are over these.
+        laps: laps per episode; None: no lap limit (then `max_steps` or `max_time_s` ends it).
+        max_steps: control steps per episode at most (quick runs); None: no step limit.
+        max_time_s: simulation time per episode at most, s; None: twice the nominal time of `laps`
+            plus 60 s (a cap for a car that stops making progress).
+        track: the held-out track (a preset or "seed-<n>"; with CARLA also a town such as "Town01" or an
+            .xodr file, see `CarlaConfig.track`).
+        workers: parallel worker processes (spawned, torch single-threaded); 1 runs in this process; must
+            be 1 with CARLA (one client ticks the server in synchronous mode).
+        saliency: compute VisualBackProp saliency (needed for the SSIM table and the video overlay).
+        saliency_frames: leading frames whose saliency is kept and compared (the paper: 200).
+        videos: overlay videos per policy (not the expert: it has no saliency or neurons): its first
+            `videos` episodes in (seed, condition, noise) order, i.e. with `videos` = number of noise
+            levels, one per noise level of the first seed and condition. Noisy videos are large (mp4v
+            cannot compress noise: ~1.5 MB per second).
+        video_s: length of each video, simulation seconds from the episode start.
+        record: write every episode as a recording (frames, telemetry, hidden state, saliency).
+        perturbations: further camera perturbations by name (`sim.perturbations.wrap`), on top of the
+            Gaussian noise, e.g. `[{"name": "blur", "sigma_px": 1.5}]`.
+        safety: the safety driver's triggers and response.
+        embedded: embedded-simulator settings (its track is `track`; the condition is set per episode).
+        carla: CARLA settings (server, vehicle, camera; its track is `track`, the condition per episode).
+    """
+
+    sim: str = "embedded"
+    policies: list[str] = field(default_factory=list)
+    noise: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3])
+    conditions: list[str] = field(default_factory=lambda: ["summer"])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    laps: int | None = 2
+    max_steps: int | None = None
+    max_time_s: float | None = None
+    track: str = "forest"
+    workers: int = 1
+    saliency: bool = False
+    saliency_frames: int = 200
+    videos: int = 0
+    video_s: float = 20.0
+    record: bool = False
+    perturbations: list[dict[str, Any]] = field(default_factory=list)
+    safety: SafetyDriverConfig = field(default_factory=SafetyDriverConfig)
+    embedded: EmbeddedSimConfig = field(default_factory=EmbeddedSimConfig)
+    carla: CarlaConfig = field(default_factory=CarlaConfig)
+
+    def __post_init__(self) -> None:
+        if not self.policies:
+            raise ValueError("policies: give at least one checkpoint (or 'expert')")
+        for name in ("noise", "conditions", "seeds"):
+            values = getattr(self, name)
+            if not values:
+                raise ValueError(f"{name}: give at least one value")
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name}: repeated values in {values}")
+        if any(not v >= 0 for v in self.noise):
+            raise ValueError(f"noise: variances must be ≥ 0, got {self.noise}")
+        if self.laps is None and self.max_steps is None and self.max_time_s is None:
+            raise ValueError("set laps, max_steps or max_time_s: an episode needs an end")
+        if self.laps is not None and self.laps < 1:
+            raise ValueError(f"laps must be ≥ 1 or None, got {self.laps}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be ≥ 1 or None, got {self.max_steps}")
+        if self.max_time_s is not None and not self.max_time_s > 0:
+            raise ValueError(f"max_time_s must be > 0 or None, got {self.max_time_s}")
+        if self.sim not in ("embedded", "carla"):
+            raise ValueError(f"sim must be 'embedded' or 'carla', got {self.sim!r}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be ≥ 1, got {self.workers}")
+        if self.sim == "carla" and self.workers != 1:
+            raise ValueError(
+                f"workers must be 1 with sim 'carla' (one client ticks the server in synchronous mode), "
+                f"got {self.workers}"
+            )
+        if self.saliency_frames < 1:
+            raise ValueError(f"saliency_frames must be ≥ 1, got {self.saliency_frames}")
+        if self.videos < 0 or not self.video_s > 0:
+            raise ValueError(f"videos must be ≥ 0 and video_s > 0, got {self.videos}, {self.video_s}")
+        # Fail now, not in a worker: every condition and the track must build a simulator config.
+        for condition in self.conditions:
+            self.sim_config(condition)
+        # The saved config says what ran: the evaluation track and the first condition, in the active
+        # backend's section (`embedded` or `carla`, named like `sim`).
+        object.__setattr__(self, self.sim, self.sim_config(self.conditions[0]))
+
+    def sim_config(self, condition: str) -> EmbeddedSimConfig | CarlaConfig:
+        """The active backend's config (`embedded` or `carla`) on `track` in `condition`."""
+        base = self.carla if self.sim == "carla" else self.embedded
+        return replace(base, track=self.track, condition=condition)
+
+    @property
+    def control_period_s(self) -> float:
+        return float(self.sim_config(self.conditions[0]).dt_ctrl_s)
+
+    @property
+    def target_speed_mps(self) -> float:
+        """The simulator's speed set-point, m/s."""
+        return float(self.sim_config(self.conditions[0]).target_speed_mps)
+
+    @property
+    def video_frames(self) -> int:
+        """Frames in each video."""
+        return max(1, int(round(self.video_s / self.control_period_s)))
+
+    def episode_time_cap_s(self, track_length_m: float | None) -> float | None:
+        """The simulation-time limit of one episode, s (see `max_time_s`).
+
+        Args:
+            track_length_m: length of the driven route, m; None: not known yet (see `eval_track`), then
+                `UNKNOWN_TRACK_TIME_CAP_S` stands in for the lap-based cap.
+        """
+        if self.max_time_s is not None:
+            return float(self.max_time_s)
+        if self.laps is None:
+            return None
+        if track_length_m is None:
+            return UNKNOWN_TRACK_TIME_CAP_S
+        return 2.0 * self.laps * track_length_m / max(self.target_speed_mps, 0.5) + 60.0
+
+
+def eval_track(config: EvalConfig) -> Track | None:
+    """The evaluation track's geometry when it is an embedded track (the embedded simulator drives it;
+    CARLA builds the same road from its OpenDRIVE export), None for a CARLA town or an .xodr file (its
+    route is known only once a server has built it): the report then has no track map.
+    """
+    if track_kind(config.track) != "embedded":
+        return None
+    from sim.tracks.track_gen import make_track
+
+    return make_track(config.track)
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """One cell of the matrix.
+
+    Attributes:
+        index: position in the plan (results are ordered by it).
+        policy: checkpoint path or "expert".
+        label: the policy's name in tables (registry name, made unique with the file stem).
+        condition: simulator condition.
+        noise_variance: σ² of the Gaussian image noise.
+        seed: episode seed.
+        video: write an overlay video of this episode.
+    """
+
+    index: int
+    policy: str
+    label: str
+    condition: str
+    noise_variance: float
+    seed: int
+    video: bool = False
+
+    @property
+    def episode_id(self) -> str:
+        """A file-system-safe name, e.g. `ncp-ltc_summer_noise0.1_seed2`."""
+        raw = f"{self.label}_{self.condition}_noise{self.noise_variance:g}_seed{self.seed}"
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)
+
+
+def policy_labels(policies: list[str], names: list[str]) -> list[str]:
+    """Table labels: the registry name, or `name@stem` where two policies share a name.
+
+    Args:
+        policies: checkpoint paths (or "expert"), in order.
+        names: the registry name of each (policy config name, or "expert").
+    """
+    from pathlib import Path
+
+    labels = []
+    for policy, name in zip(policies, names):
+        label = name if names.count(name) == 1 else f"{name}@{Path(policy).stem}"
+        labels.append(label)
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"policies: two entries would share the label(s) {sorted(labels)}; give each once")
+    return labels
+
+
+def plan_episodes(config: EvalConfig, labels: list[str]) -> list[EpisodeSpec]:
+    """Every episode of the matrix, policy by policy, then condition, noise level, seed.
+
+    Videos go to each policy's first `config.videos` episodes in (seed, condition, noise) order (none
+    to the expert).
+    """
+    specs: list[EpisodeSpec] = []
+    for policy, label in zip(config.policies, labels):
+        video_order = sorted(
+            (
+                (seed, ci, ni)
+                for seed in config.seeds
+                for ci in range(len(config.conditions))
+                for ni in range(len(config.noise))
+            ),
+            key=lambda k: (config.seeds.index(k[0]), k[1], k[2]),
+        )
+        with_video = set(video_order[: config.videos]) if policy != EXPERT else set()
+        for ci, condition in enumerate(config.conditions):
+            for ni, noise in enumerate(config.noise):
+                for seed in config.seeds:
+                    specs.append(
+                        EpisodeSpec(
+                            index=len(specs),
+                            policy=policy,
+                            label=label,
+                            condition=condition,
+                            noise_variance=float(noise),
+                            seed=int(seed),
+                            video=(seed, ci, ni) in with_video,
+                        )
+                    )
+    return specs

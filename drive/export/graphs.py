@@ -1,0 +1,140 @@
+"""The graphs an export traces: full step, and the vision / policy halves of a split export.
+
+Each is a thin `nn.Module` around the `DrivingPolicy`, so the traced graph is the policy's own `step`
+(batch 1, one control period of elapsed time per call). `to_onnx` traces one with the TorchScript
+exporter (opset 17, static shapes) and cleans the result up (`drive.export.optimize`).
+
+The stateless CNN has no state, but a zero-width ONNX tensor is awkward for runtimes (and some reject
+it), so its graphs carry a 1-wide dummy state that passes through unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import onnx
+import torch
+from torch import nn
+
+from drive import __version__
+from drive.export import optimize as graph_optimize
+from policies.driving_policy import DrivingPolicy
+
+OPSET = 17
+STEP_ELAPSED_PERIODS = 1.0
+"""Elapsed time per graph call, in control periods (the LTC's Δt; 1 = one 20 Hz step)."""
+
+
+class OneStepGraph(nn.Module):
+    """The full graph: (image (1, H, W, 3) uint8, state (1, N)) -> (curvature (1,), next_state (1, N))."""
+
+    def __init__(self, policy: DrivingPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+        self.stateless = policy.state_size == 0
+
+    def forward(self, image: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.stateless:  # the 1-wide dummy state passes through (module docstring)
+            curvature, _ = self.policy.step(image, state[:, :0], STEP_ELAPSED_PERIODS)
+            return curvature, state
+        return self.policy.step(image, state, STEP_ELAPSED_PERIODS)
+
+
+class VisionGraph(nn.Module):
+    """Split export, first half: image (1, H, W, 3) uint8 -> features (1, F) float32."""
+
+    def __init__(self, policy: DrivingPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.policy.features(image)
+
+
+class PolicyGraph(nn.Module):
+    """Split export, second half: (features (1, F), state (1, N)) -> (curvature (1,), next_state)."""
+
+    def __init__(self, policy: DrivingPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+        self.stateless = policy.state_size == 0
+
+    def forward(self, features: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        head_state = state[:, :0] if self.stateless else state
+        y, next_state = self.policy.head.step(features, head_state, STEP_ELAPSED_PERIODS)
+        curvature = y[:, 0] * self.policy.curvature_scale_1pm
+        return curvature, (state if self.stateless else next_state)
+
+
+def graph_state_size(policy: DrivingPolicy) -> int:
+    """Width of the graph's state: the policy's, or 1 (a dummy) for a stateless policy."""
+    return max(policy.state_size, 1)
+
+
+def _drop_non_tensor_entries(module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict) -> None:
+    for key in [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]:
+        del state_dict[key]
+
+
+def to_onnx(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    input_names: list[str],
+    output_names: list[str],
+    optimize: bool = True,
+) -> onnx.ModelProto:
+    """Trace `module` at the example `args` (static shapes) into an ONNX model (opset 17).
+
+    With `optimize`, the graph is constant-folded and its Pads fused into the Convs at export time
+    (`drive.export.optimize`), instead of by every runtime at every start-up.
+    """
+    buffer = io.BytesIO()
+    # The tracer detaches every state_dict value; a module's non-tensor extra state (the LTC cell keeps
+    # its wiring digest there) would break it, and it holds nothing the graph computes with.
+    hook = module.register_state_dict_post_hook(_drop_non_tensor_entries)
+    try:
+        _export(module, args, buffer, input_names, output_names)
+    finally:
+        hook.remove()
+    model = onnx.load_from_string(buffer.getvalue())
+    return graph_optimize.optimize(model) if optimize else model
+
+
+def _export(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    buffer: io.BytesIO,
+    input_names: list[str],
+    output_names: list[str],
+) -> None:
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter is deprecated in favour of dynamo, which the heads do not promise.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # F.pad's reversed Slice is left unfolded by torch; `drive.export.optimize` folds it.
+        warnings.filterwarnings("ignore", "Constant folding - Only steps=1", UserWarning)
+        torch.onnx.export(
+            module,
+            args,
+            buffer,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=input_names,
+            output_names=output_names,
+            do_constant_folding=True,
+            training=torch.onnx.TrainingMode.EVAL,
+        )
+
+
+def with_metadata(model: onnx.ModelProto, metadata: dict[str, str], doc: str) -> onnx.ModelProto:
+    """`model` with `metadata` as its metadata_props (replacing any), a doc string, checked."""
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    model.doc_string = doc
+    model.producer_name = "liquid-drive"
+    model.producer_version = __version__
+    onnx.checker.check_model(model, full_check=True)
+    return model

@@ -1,0 +1,362 @@
+"""ONNX export of a driving policy: one control step as a graph, state in and out, contract in metadata.
+
+    image (1, H, W, 3) uint8 ─┐                      ┌─► curvature (1,) float32, 1/m, left positive
+                              ├─ crop/resize ─ CNN ─ head.step ─┤
+    state (1, N) float32 ─────┘                      └─► next_state (1, N) float32
+
+The graph is `DrivingPolicy.step` at batch 1 and the camera's own size (the config's camera_height x
+camera_width), with one control period of elapsed time per call (20 Hz): preprocessing (crop, cv2
+INTER_AREA resize as two constant matrix products, /255, per-image standardisation) is inside it, so
+the runtime feeds raw frames. Names and metadata keys are defined by the runtime (`drive.onboard.runtime`).
+
+The stateless CNN's graph carries a 1-wide dummy state that passes through unchanged (`state_size` 1,
+`policy_state_size` 0, explained in `state_note`); see `drive.export.graphs`.
+
+Every export is checked before anything is written: `onnx.checker`, then a parity run of PyTorch
+against onnxruntime over a frame sequence (`drive.export.parity`); an fp32 graph further than the
+tolerance from PyTorch fails the export. `split=True` also writes the vision graph (image -> features)
+and the policy graph (features, state -> curvature, next_state); `fp16` / `int8` write reduced-precision
+variants of the full graph with their measured accuracy cost (`drive.export.variants`). The graphs are
+traced in `drive.export.graphs` and cleaned up in `drive.export.optimize`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from drive import __version__
+from drive.export.graphs import (
+    OPSET,
+    STEP_ELAPSED_PERIODS,
+    OneStepGraph,
+    PolicyGraph,
+    VisionGraph,
+    graph_state_size,
+    to_onnx,
+    with_metadata,
+)
+from drive.export.parity import (
+    ParityResult,
+    calibration_frames,
+    compare_rollouts,
+    full_step,
+    onnx_rollout,
+    recorded_frames,
+    split_step,
+    synthetic_frames,
+    torch_rollout,
+)
+from drive.onboard.contract import (
+    CURVATURE_OUTPUT,
+    CURVATURE_UNITS,
+    FEATURES_INPUT,
+    FEATURES_OUTPUT,
+    IMAGE_INPUT,
+    MODEL_FORMAT_VERSION,
+    STATE_INPUT,
+    STATE_OUTPUT,
+    MetaKey,
+)
+from policies.driving_policy import DrivingPolicy
+
+PARITY_TOLERANCE_1PM = 1e-4
+"""Max |curvature difference| allowed between PyTorch and the fp32 graph over the parity sequence, 1/m."""
+CONTROL_RATE_HZ = 20.0
+"""The control rate the graph steps at (one call per period; the LTC's elapsed time is 1 period)."""
+
+
+class ExportError(ValueError):
+    """The export failed a check (parity, onnx.checker); nothing was written."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote and how close it is to PyTorch.
+
+    Attributes:
+        paths: written files by role: "full", and "vision"/"policy" (split), "fp16", "int8".
+        parity: PyTorch vs the fp32 full graph.
+        tolerance_1pm: the bound the fp32 graphs were held to, 1/m.
+        split_parity: PyTorch vs the vision graph chained into the policy graph (split only).
+        variants: PyTorch fp32 vs each reduced-precision variant ("fp16", "int8"): its accuracy cost.
+        metadata: the full graph's metadata_props.
+        int8_calibration: the frames the int8 variant was calibrated on ("" without one).
+    """
+
+    paths: dict[str, Path]
+    parity: ParityResult
+    tolerance_1pm: float = PARITY_TOLERANCE_1PM
+    split_parity: ParityResult | None = None
+    variants: dict[str, ParityResult] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+    int8_calibration: str = ""
+
+    def summary(self) -> str:
+        """Human-readable lines: files, parity, variant costs."""
+        p = self.parity
+        lines = [
+            f"parity ({p.source}, {p.steps} steps): max |dcurvature| {p.max_abs_diff_1pm:.3g} 1/m "
+            f"(tolerance {self.tolerance_1pm:g}), rms {p.rms_diff_1pm:.3g}, max |dstate| "
+            f"{p.max_state_diff:.3g}; curvature rms {p.curvature_rms_1pm:.3g} 1/m"
+        ]
+        if self.split_parity is not None:
+            lines.append(f"split parity: max |dcurvature| {self.split_parity.max_abs_diff_1pm:.3g} 1/m")
+        for name, cost in self.variants.items():
+            relative = 100 * cost.rms_diff_1pm / max(cost.curvature_rms_1pm, 1e-12)
+            lines.append(
+                f"{name} accuracy cost: max |dcurvature| {cost.max_abs_diff_1pm:.3g} 1/m, rms "
+                f"{cost.rms_diff_1pm:.3g} 1/m ({relative:.2g}% of the curvature rms)"
+            )
+        if self.int8_calibration:
+            lines.append(f"int8 calibrated on: {self.int8_calibration}")
+        lines += [f"wrote {role}: {path}" for role, path in self.paths.items()]
+        return "\n".join(lines)
+
+
+def config_digest(config: dict[str, Any] | None) -> str:
+    """sha256[:16] of a config dict's sorted JSON (as `common.strict_config.digest`); "none" for no config."""
+    if config is None:
+        return "none"
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def policy_metadata(
+    policy: DrivingPolicy, train_config: dict[str, Any] | None = None, train_step: int | None = None
+) -> dict[str, str]:
+    """The contract of `policy`'s full graph as metadata_props (parity keys are added after the check)."""
+    config = policy.config
+    wiring = policy.wiring
+    stateless = policy.state_size == 0
+    return {
+        MetaKey.FORMAT_VERSION: str(MODEL_FORMAT_VERSION),
+        MetaKey.GRAPH: "full",
+        MetaKey.POLICY_NAME: config.name,
+        MetaKey.INPUT_HEIGHT: str(config.camera_height),
+        MetaKey.INPUT_WIDTH: str(config.camera_width),
+        MetaKey.INPUT_FORMAT: "(1, H, W, 3) uint8 RGB, channels last, the raw camera frame",
+        MetaKey.STATE_SIZE: str(graph_state_size(policy)),
+        MetaKey.POLICY_STATE_SIZE: str(policy.state_size),
+        MetaKey.STATE_NOTE: (
+            "stateless policy: the 1-wide state is a dummy that passes through unchanged"
+            if stateless
+            else "recurrent state: feed next_state back as state on the next frame; zeros to reset"
+        ),
+        MetaKey.CONTROL_RATE_HZ: repr(CONTROL_RATE_HZ),
+        MetaKey.STEP_ELAPSED_PERIODS: repr(STEP_ELAPSED_PERIODS),
+        MetaKey.CURVATURE_UNITS: CURVATURE_UNITS,
+        MetaKey.WIRING_DIGEST: wiring.digest() if wiring is not None else "none",
+        MetaKey.TRAIN_CONFIG_DIGEST: config_digest(train_config),
+        MetaKey.TRAIN_STEP: str(train_step) if train_step is not None else "none",
+        MetaKey.PREPROCESS_CONTRACT: json.dumps(config.contract.to_dict(), sort_keys=True),
+        MetaKey.PREPROCESS_IN_GRAPH: (
+            "all: crop, resize (cv2 INTER_AREA weights), scale to [0, 1], per-image standardisation; "
+            "the runtime feeds the raw frame"
+        ),
+        MetaKey.POLICY_CONFIG: json.dumps(config.to_dict(), sort_keys=True),
+        MetaKey.TRAIN_CONFIG: json.dumps(train_config, sort_keys=True, default=str),
+        MetaKey.PRECISION: "fp32",
+        MetaKey.EXPORTER: f"liquid-drive {__version__}, torch {torch.__version__}, opset {OPSET}",
+    }
+
+
+def parity_frames(
+    policy: DrivingPolicy, steps: int, frames_dir: str | Path | None = None, start: int = 0
+) -> tuple[np.ndarray, str]:
+    """The parity sequence: `steps` frames of a recording, or synthetic ones; and its source label."""
+    if steps < 1:
+        raise ValueError(f"parity steps must be >= 1, got {steps}")
+    height, width = policy.config.camera_height, policy.config.camera_width
+    if frames_dir is None:
+        return synthetic_frames(steps, height, width), "synthetic"
+    frames = recorded_frames(frames_dir, steps, height, width, start)
+    return frames, f"recording:{frames_dir}[{start}:{start + steps}]"
+
+
+def _atomic_save(model: onnx.ModelProto, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(model.SerializeToString())
+    os.replace(tmp, path)
+
+
+def _parity_keys(result: ParityResult, tolerance: float | None) -> dict[str, str]:
+    return {
+        MetaKey.PARITY_MAX_ABS_DIFF: repr(result.max_abs_diff_1pm),
+        MetaKey.PARITY_TOLERANCE: repr(tolerance) if tolerance is not None else "none (reduced precision)",
+        MetaKey.PARITY_STEPS: str(result.steps),
+        MetaKey.PARITY_SOURCE: result.source,
+    }
+
+
+def _check_parity(result: ParityResult, what: str, tolerance: float) -> None:
+    if not result.max_abs_diff_1pm <= tolerance:  # also catches NaN
+        raise ExportError(
+            f"{what}: parity failed, max |curvature PyTorch - onnxruntime| = "
+            f"{result.max_abs_diff_1pm:.3g} 1/m "
+            f"over {result.steps} steps ({result.source}) exceeds {tolerance:g} 1/m; nothing was written"
+        )
+
+
+def export_policy(
+    policy: DrivingPolicy,
+    out: str | Path,
+    *,
+    train_config: dict[str, Any] | None = None,
+    train_step: int | None = None,
+    split: bool = False,
+    fp16: bool = False,
+    int8: bool = False,
+    parity_steps: int = 200,
+    frames_dir: str | Path | None = None,
+    calibration_count: int = 256,
+    tolerance_1pm: float = PARITY_TOLERANCE_1PM,
+    optimize: bool = True,
+) -> ExportResult:
+    """Export `policy` to `out` (and its split / reduced-precision siblings), after the parity check.
+
+    Args:
+        policy: the policy to export (copied to CPU in eval mode; the caller's object is not touched).
+        out: the full graph's path, e.g. model.onnx. Siblings: model.vision.onnx, model.policy.onnx,
+            model.fp16.onnx, model.int8.onnx.
+        train_config: the checkpoint's resolved training config (its digest goes into the metadata).
+        train_step: the checkpoint's training step.
+        split: also write the vision and policy graphs.
+        fp16, int8: also write a float16 / statically quantised int8 variant (accuracy cost measured on
+            the parity sequence).
+        parity_steps: frames in the parity sequence.
+        frames_dir: a recording to take the parity frames (its first `parity_steps`) and the int8
+            calibration frames (spread over the rest) from; default: synthetic frames.
+        calibration_count: frames the int8 variant's activation ranges are calibrated on.
+        tolerance_1pm: the fp32 parity bound, 1/m.
+        optimize: fold constants and fuse Pads into Convs at export (`drive.export.optimize`).
+
+    Returns:
+        The files written, the parity and the variants' accuracy costs.
+
+    Raises:
+        ExportError: an fp32 graph misses the parity bound; nothing is written then.
+    """
+    from drive.export.variants import to_fp16, to_int8_static
+
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise ValueError(f"export: the output must be a .onnx file, got {out}")
+    module = copy.deepcopy(policy).cpu().eval()
+    frames, source = parity_frames(module, parity_steps, frames_dir)
+    n = graph_state_size(module)
+    image = torch.from_numpy(frames[:1].copy())
+    state = torch.zeros(1, n)
+    metadata = policy_metadata(module, train_config, train_step)
+    doc = (
+        f"liquid-drive {module.config.name}: one control step, image + state -> curvature (1/m) + next_state"
+    )
+
+    io_names = [IMAGE_INPUT, STATE_INPUT], [CURVATURE_OUTPUT, STATE_OUTPUT]
+    full = to_onnx(OneStepGraph(module), (image, state), *io_names, optimize=optimize)
+    full = with_metadata(full, metadata, doc)
+    reference = torch_rollout(module, frames)
+    n_policy = module.state_size
+    parity = compare_rollouts(reference, onnx_rollout(full_step(full), frames, n), source, n_policy)
+    _check_parity(parity, f"export of {module.config.name} to {out}", tolerance_1pm)
+    metadata.update(_parity_keys(parity, tolerance_1pm))
+    to_write = {"full": (out, with_metadata(full, metadata, doc))}
+
+    split_parity = None
+    if split:
+        check = _Check(frames, source, reference, tolerance_1pm)
+        split_parity, halves = _split_graphs(module, (image, state), out, metadata, doc, check, optimize)
+        to_write.update(halves)
+
+    variants: dict[str, ParityResult] = {}
+    conversions = {}
+    label = ""
+    if fp16:
+        conversions["fp16"] = (to_fp16, {})
+    if int8:
+        height, width = module.config.camera_height, module.config.camera_width
+        calibration, label = calibration_frames(frames_dir, calibration_count, height, width, parity_steps)
+        conversions["int8"] = (
+            partial(to_int8_static, calibration_frames=calibration),
+            {MetaKey.INT8_CALIBRATION: label},
+        )
+    for name, (convert, extra) in conversions.items():
+        variant = convert(full)
+        cost = compare_rollouts(reference, onnx_rollout(full_step(variant), frames, n), source, n_policy)
+        variants[name] = cost
+        meta = {**metadata, **_parity_keys(cost, None), MetaKey.PRECISION: name, **extra}
+        to_write[name] = (out.with_suffix(f".{name}.onnx"), with_metadata(variant, meta, f"{doc} ({name})"))
+
+    for path, model in to_write.values():
+        _atomic_save(model, path)
+    paths = {role: path for role, (path, _) in to_write.items()}
+    return ExportResult(paths, parity, tolerance_1pm, split_parity, variants, metadata, label)
+
+
+@dataclass(frozen=True)
+class _Check:
+    """What a parity check of another graph of the same export needs."""
+
+    frames: np.ndarray
+    source: str
+    reference: tuple[np.ndarray, np.ndarray]
+    tolerance_1pm: float
+
+
+def _split_graphs(
+    module: DrivingPolicy,
+    example: tuple[torch.Tensor, torch.Tensor],
+    out: Path,
+    metadata: dict[str, str],
+    doc: str,
+    check: _Check,
+    optimize: bool,
+) -> tuple[ParityResult, dict[str, tuple[Path, onnx.ModelProto]]]:
+    """The vision and policy graphs, checked chained together against PyTorch; their files by role."""
+    image, state = example
+    vision_path, policy_path = out.with_suffix(".vision.onnx"), out.with_suffix(".policy.onnx")
+    with torch.no_grad():
+        features = module.features(image)
+    vision = to_onnx(VisionGraph(module), (image,), [IMAGE_INPUT], [FEATURES_OUTPUT], optimize=optimize)
+    head_names = [FEATURES_INPUT, STATE_INPUT], [CURVATURE_OUTPUT, STATE_OUTPUT]
+    head = to_onnx(PolicyGraph(module), (features, state), *head_names, optimize=optimize)
+    chained = onnx_rollout(split_step(vision, head), check.frames, graph_state_size(module))
+    parity = compare_rollouts(check.reference, chained, check.source, module.state_size)
+    _check_parity(parity, f"split export of {module.config.name} to {vision_path}", check.tolerance_1pm)
+    common = {
+        **metadata,
+        **_parity_keys(parity, check.tolerance_1pm),
+        MetaKey.FEATURE_SIZE: str(features.shape[1]),
+    }
+    vision_meta = {**common, MetaKey.GRAPH: "vision", MetaKey.POLICY_GRAPH_FILE: policy_path.name}
+    policy_meta = {**common, MetaKey.GRAPH: "policy", MetaKey.VISION_GRAPH_FILE: vision_path.name}
+    return parity, {
+        "vision": (vision_path, with_metadata(vision, vision_meta, f"{doc} (vision half)")),
+        "policy": (policy_path, with_metadata(head, policy_meta, f"{doc} (policy half)")),
+    }
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, **options: Any) -> ExportResult:
+    """Load a checkpoint (`policies.checkpoint.load_policy`) and `export_policy` it with its configs.
+
+    Args:
+        checkpoint: a checkpoint file written by training.
+        out: the full graph's path.
+        **options: `export_policy`'s keyword options (split, fp16, int8, parity_steps, frames_dir, ...).
+    """
+    from policies.checkpoint import load_policy
+
+    policy, payload = load_policy(checkpoint)
+    return export_policy(
+        policy, out, train_config=payload.get("train_config"), train_step=payload.get("step"), **options
+    )

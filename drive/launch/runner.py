@@ -1,0 +1,313 @@
+"""`drive launch FILE.yaml`: a whole run named in one file — record → train → eval → export → onboard
+→ report.
+
+Each stage writes into `<out>/<stage>` and is skipped when its outputs exist (`--force` redoes it). An
+interrupted run picks up where it stopped: complete episodes are kept (the one in flight is re-recorded),
+training resumes from its last checkpoint, and finished stages are not repeated. Stage times are kept in
+`<out>/launch_state.json` and summarised in `<out>/report.md`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drive.closed_loop.record import RecordConfig
+
+STAGES = ("record", "train", "eval", "export", "onboard", "report")
+
+
+@dataclass(frozen=True)
+class TrainStage:
+    """Training of several policies on the recorded drives.
+
+    Attributes:
+        config: base training YAML (`drive train --config`).
+        policies: registry names to train, one run each (`<out>/train/<name>`).
+        overrides: `key=value` overrides for every policy.
+        per_policy: extra overrides by policy name.
+    """
+
+    config: str = "launch/train_default.yaml"
+    policies: list[str] = field(default_factory=lambda: ["ncp-ltc"])
+    overrides: list[str] = field(default_factory=list)
+    per_policy: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExportStage:
+    """ONNX export of one trained policy.
+
+    Attributes:
+        policy: which trained policy to export.
+        parity_steps: PyTorch vs onnxruntime check length (frames of a recorded drive).
+        int8: also write the statically quantised int8 variant (model.int8.onnx), calibrated on the
+            recorded drive, with its accuracy cost.
+    """
+
+    policy: str = "ncp-ltc"
+    parity_steps: int = 200
+    int8: bool = True
+
+
+@dataclass(frozen=True)
+class OnboardStage:
+    """The exported model driving the evaluation track through onnxruntime.
+
+    Attributes:
+        laps: laps to drive.
+        seed: episode seed.
+        noise: Gaussian image-noise variance.
+        max_time_s: simulation-time cap of the drive, s.
+        precisions: the exported graphs to drive, each on the same seed: "fp32" (model.onnx), "int8"
+            (model.int8.onnx; needs export.int8).
+    """
+
+    laps: int = 1
+    seed: int = 0
+    noise: float = 0.0
+    max_time_s: float = 600.0
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.precisions if p not in ("fp32", "int8")]
+        if unknown or not self.precisions:
+            raise ValueError(
+                f"onboard.precisions: expected a non-empty list of fp32/int8, got {self.precisions}"
+            )
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """A launch file.
+
+    Attributes:
+        name: the run's name (report title).
+        out: output directory (relative paths: to the working directory).
+        stages: stages to run, in order (a subset of record, train, eval, export, onboard, report).
+        record: expert drives to record (`drive record`).
+        train: policies to train (`drive train`).
+        eval: closed-loop evaluation settings (`drive eval`: EvalConfig fields except `policies`, which
+            are the trained checkpoints).
+        export: ONNX export.
+        onboard: onboard-runtime drive.
+    """
+
+    name: str = "run"
+    out: str = "out/run"
+    stages: list[str] = field(default_factory=lambda: list(STAGES))
+    record: RecordConfig = field(default_factory=RecordConfig)
+    train: TrainStage = field(default_factory=TrainStage)
+    eval: dict[str, Any] = field(default_factory=dict)
+    export: ExportStage = field(default_factory=ExportStage)
+    onboard: OnboardStage = field(default_factory=OnboardStage)
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.stages if s not in STAGES]
+        if unknown:
+            raise ValueError(f"stages: unknown {unknown}; known: {list(STAGES)}")
+        if "policies" in self.eval:
+            raise ValueError("eval.policies: set train.policies instead (eval uses the trained checkpoints)")
+        if self.export.policy not in self.train.policies:
+            raise ValueError(
+                f"export.policy {self.export.policy!r} is not in train.policies {self.train.policies}"
+            )
+        if "int8" in self.onboard.precisions and not self.export.int8:
+            raise ValueError("onboard.precisions has int8 but export.int8 is false (nothing to drive)")
+
+
+class Launch:
+    """Runs the stages of a `LaunchConfig`, skipping what is done.
+
+    Args:
+        config: the launch file's config.
+        force: redo stages even when their outputs exist.
+        progress: show progress bars.
+    """
+
+    def __init__(self, config: LaunchConfig, *, force: bool = False, progress: bool = True) -> None:
+        self.config = config
+        self.out = Path(config.out)
+        self.force = force
+        self.progress = progress
+        self.state_path = self.out / "launch_state.json"
+        self.state: dict[str, Any] = (
+            json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
+        )
+
+    # Paths ----------------------------------------------------------------------------------------
+    @property
+    def recordings(self) -> Path:
+        return self.out / "record"
+
+    def run_dir(self, policy: str) -> Path:
+        return self.out / "train" / policy
+
+    def checkpoint(self, policy: str) -> Path:
+        return self.run_dir(policy) / "checkpoints" / "best.pt"
+
+    @property
+    def model(self) -> Path:
+        return self.out / "export" / "model.onnx"
+
+    def model_of(self, precision: str) -> Path:
+        """The exported graph of `precision` ("fp32": model.onnx, else model.<precision>.onnx)."""
+        return self.model if precision == "fp32" else self.model.with_suffix(f".{precision}.onnx")
+
+    # Driver ---------------------------------------------------------------------------------------
+    def run(self, stages: list[str] | None = None) -> dict[str, Any]:
+        """Run `stages` (default: the config's), in order; returns the state (timings, results)."""
+        from common.strict_config import save_config
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_config(self.config, self.out / "launch.yaml")
+        for stage in stages or self.config.stages:
+            if stage not in STAGES:
+                raise ValueError(f"unknown stage {stage!r}; known: {list(STAGES)}")
+            started = time.perf_counter()
+            print(f"== {stage}", flush=True)
+            outcome = getattr(self, f"_stage_{stage}")()
+            seconds = time.perf_counter() - started
+            entry = {"seconds": round(seconds, 1), **outcome}
+            if outcome.get("skipped"):
+                entry["seconds_when_run"] = self.state.get(stage, {}).get(
+                    "seconds_when_run", self.state.get(stage, {}).get("seconds")
+                )
+            self.state[stage] = entry
+            self._save_state()
+            print(
+                f"   {stage}: {'skipped (done)' if outcome.get('skipped') else f'{seconds:.0f} s'}",
+                flush=True,
+            )
+        return self.state
+
+    def _save_state(self) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state, indent=2, default=str))
+        tmp.replace(self.state_path)
+
+    def _done(self, *paths: Path) -> bool:
+        return not self.force and all(p.exists() for p in paths)
+
+    # Stages ---------------------------------------------------------------------------------------
+    def _stage_record(self) -> dict[str, Any]:
+        from drive.closed_loop.record import record
+
+        marker = self.recordings / "DONE"
+        if self._done(marker):
+            return {"skipped": True}
+        if self.force and self.recordings.exists():
+            shutil.rmtree(self.recordings)
+        paths = record(self.config.record, self.recordings, progress=self.progress, redo_incomplete=True)
+        marker.write_text("complete\n")
+        return {"episodes": len(paths)}
+
+    def _stage_train(self) -> dict[str, Any]:
+        from drive.training.run import resolve_config, run_training
+
+        results = {}
+        for policy in self.config.train.policies:
+            run_dir = self.run_dir(policy)
+            marker = run_dir / "DONE"
+            if self._done(marker):
+                results[policy] = {"skipped": True}
+                continue
+            if self.force and run_dir.exists():
+                shutil.rmtree(run_dir)
+            resume = (run_dir / "checkpoints" / "last.pt").is_file()
+            overrides = [
+                f"policy.name={policy}",
+                *self.config.train.overrides,
+                *self.config.train.per_policy.get(policy, []),
+            ]
+            print(f"   training {policy}{' (resuming)' if resume else ''}", flush=True)
+            started = time.perf_counter()
+            config = resolve_config(self.config.train.config, self.recordings, overrides)
+            summary = run_training(config, run_dir, resume=resume)
+            results[policy] = {"seconds": round(time.perf_counter() - started, 1), "summary": summary}
+            marker.write_text("complete\n")
+        skipped = all(r.get("skipped") for r in results.values())
+        return {"skipped": skipped, "policies": results} if skipped else {"policies": results}
+
+    def _eval_config(self):
+        from common.strict_config import from_dict
+        from drive.eval.plan import EvalConfig
+
+        data = {**self.config.eval, "policies": [str(self.checkpoint(p)) for p in self.config.train.policies]}
+        return from_dict(EvalConfig, data, prefix="eval.")
+
+    def _stage_eval(self) -> dict[str, Any]:
+        from drive.eval.evaluate import evaluate
+
+        out = self.out / "eval"
+        if self._done(out / "metrics.json"):
+            return {"skipped": True}
+        evaluate(self._eval_config(), out, progress=self.progress)
+        return {"report": str(out / "report.md")}
+
+    def _stage_export(self) -> dict[str, Any]:
+        from drive.export.pipeline import export_checkpoint
+
+        if self._done(self.model):
+            return {"skipped": True}
+        episodes = sorted(self.recordings.glob("episode-*"))
+        result = export_checkpoint(
+            self.checkpoint(self.config.export.policy),
+            self.model,
+            parity_steps=self.config.export.parity_steps,
+            frames_dir=episodes[-1] if episodes else None,
+            int8=self.config.export.int8,
+        )
+        print(result.summary(), flush=True)
+        costs = {
+            name: {
+                "max_abs_diff_1pm": cost.max_abs_diff_1pm,
+                "rms_pct": 100 * cost.rms_diff_1pm / cost.curvature_rms_1pm,
+            }
+            for name, cost in result.variants.items()
+        }
+        return {
+            "model": str(self.model),
+            "parity_max_abs_diff_1pm": result.parity.max_abs_diff_1pm,
+            "variants": costs,
+        }
+
+    def _stage_onboard(self) -> dict[str, Any]:
+        from drive.closed_loop.onboard_drive import drive_onboard
+
+        out = self.out / "onboard"
+        if self._done(out / "metrics.json"):
+            return {"skipped": True}
+        eval_config = self._eval_config()
+        cfg = self.config.onboard
+        summaries = {}
+        for precision in cfg.precisions:
+            result = drive_onboard(
+                self.model_of(precision),
+                track=eval_config.track,
+                condition=eval_config.conditions[0],
+                laps=cfg.laps,
+                seed=cfg.seed,
+                noise_variance=cfg.noise,
+                max_time_s=cfg.max_time_s,
+            )
+            summaries[precision] = {
+                "model": str(self.model_of(precision)),
+                "metrics": result["metrics"],
+                "deadline": result["deadline"],
+                "interventions": result["interventions"],
+            }
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(summaries, indent=2, default=str))
+        return summaries
+
+    def _stage_report(self) -> dict[str, Any]:
+        from drive.launch.run_report import write_launch_report
+
+        path = write_launch_report(self)
+        print(path.read_text(), flush=True)
+        return {"report": str(path)}

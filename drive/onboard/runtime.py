@@ -1,0 +1,239 @@
+"""The onboard runtime: an exported ONNX policy driven frame by frame with onnxruntime alone.
+
+    camera frame (H, W, 3) uint8 RGB ─► OnboardPolicy.act ─► curvature 1/m (left positive)
+                                           │  image, state ─► model.onnx ─► curvature, next_state
+                                           └── next_state kept for the next frame (reset() zeroes it)
+
+This module is the deployment side of `drive export`; the contract both sides speak (graph input and output
+names, `metadata_props` keys) is in `contract` beside it. It imports numpy and onnxruntime only (never torch,
+carla, or a project module outside this folder): the onboard computer has neither.
+
+The model carries its own contract: camera size, state width, control rate, units, and how the policy
+was made (name, wiring digest, training config digest, preprocessing contract, parity at export).
+Everything is checked when the model is opened, so a wrong or foreign file fails at start-up with the
+file and the key named, never mid-drive.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .contract import (  # relative: the folder is copied to the board alone
+    _STEP_OUTPUTS,
+    CURVATURE_OUTPUT,
+    FEATURES_INPUT,
+    FEATURES_OUTPUT,
+    IMAGE_INPUT,
+    STATE_INPUT,
+    STATE_OUTPUT,
+    MetaKey,
+    ModelContract,
+    ModelContractError,
+    read_contract,
+)
+
+
+def open_session(
+    path: str | Path,
+    intra_op_num_threads: int = 1,
+    providers: list[str] | None = None,
+    optimization_level: ort.GraphOptimizationLevel = ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+) -> ort.InferenceSession:
+    """An onnxruntime session for `path`, sequential, with `intra_op_num_threads` threads.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ModelContractError: onnxruntime cannot load it (not an ONNX model, or damaged).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX model not found: {path}")
+    if (
+        isinstance(intra_op_num_threads, bool)
+        or not isinstance(intra_op_num_threads, int)
+        or intra_op_num_threads < 1
+    ):
+        raise ValueError(f"intra_op_num_threads must be a positive int, got {intra_op_num_threads!r}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_num_threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = optimization_level
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types for unreadable files
+        raise ModelContractError(f"model {path} cannot be loaded by onnxruntime: {err}") from None
+
+
+def _check_io(
+    session: ort.InferenceSession,
+    path: Path,
+    inputs: dict[str, tuple[str, list[int]]],
+    outputs: dict[str, tuple[str, list[int]]],
+) -> None:
+    """Check the graph's input/output names, element types and shapes against the metadata's."""
+    for kind, declared, expected in (
+        ("input", session.get_inputs(), inputs),
+        ("output", session.get_outputs(), outputs),
+    ):
+        by_name = {arg.name: arg for arg in declared}
+        if set(by_name) != set(expected):
+            raise ModelContractError(
+                f"model {path}: graph {kind}s are {sorted(by_name)}, expected {sorted(expected)}"
+            )
+        for name, (dtype, shape) in expected.items():
+            arg = by_name[name]
+            if arg.type != dtype or list(arg.shape) != shape:
+                raise ModelContractError(
+                    f"model {path}: {kind} {name!r} is {arg.type} {list(arg.shape)}, but the metadata "
+                    f"promises {dtype} {shape}"
+                )
+
+
+class OnboardPolicy:
+    """Drives an exported policy one camera frame at a time; holds the recurrent state between frames.
+
+    Args:
+        model_path: a full export (`drive export ... --out model.onnx`) or the vision graph of a split
+            export (`model.vision.onnx`, which names its policy graph in its metadata).
+        intra_op_num_threads: onnxruntime threads per graph call (1: predictable latency on a small
+            board that also runs the rest of the stack).
+        providers: onnxruntime execution providers (default: CPU).
+        optimization_level: onnxruntime graph optimisation level (default: all).
+
+    Raises:
+        FileNotFoundError: the model (or a split export's policy graph) does not exist.
+        ModelContractError: missing or inconsistent metadata, or graph inputs/outputs that disagree with
+            it; the message names the file and the key or input.
+
+    Example:
+        >>> policy = OnboardPolicy("model.onnx")  # doctest: +SKIP
+        >>> policy.reset()  # doctest: +SKIP
+        >>> curvature_1pm = policy.act(frame_rgb_u8)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        intra_op_num_threads: int = 1,
+        providers: list[str] | None = None,
+        optimization_level: ort.GraphOptimizationLevel = ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    ) -> None:
+        path = Path(model_path)
+        session = open_session(path, intra_op_num_threads, providers, optimization_level)
+        contract = read_contract(path, session.get_modelmeta().custom_metadata_map)
+        self.contract = contract
+        self._vision: ort.InferenceSession | None = None
+        height, width, n = contract.input_height, contract.input_width, contract.state_size
+        image_io = {IMAGE_INPUT: ("tensor(uint8)", [1, height, width, 3])}
+        state_out = {CURVATURE_OUTPUT: ("tensor(float)", [1]), STATE_OUTPUT: ("tensor(float)", [1, n])}
+        if contract.graph == "full":
+            _check_io(session, path, {**image_io, STATE_INPUT: ("tensor(float)", [1, n])}, state_out)
+            self._session = session
+        elif contract.graph == "vision":
+            self._vision, self._session = (
+                session,
+                self._open_policy_graph(path, contract, intra_op_num_threads, providers, optimization_level),
+            )
+            features = self._session.get_inputs()
+            width_f = next((a.shape[1] for a in features if a.name == FEATURES_INPUT), None)
+            if not isinstance(width_f, int):
+                raise ModelContractError(
+                    f"model {path}: its policy graph has no static {FEATURES_INPUT!r} input"
+                )
+            _check_io(session, path, image_io, {FEATURES_OUTPUT: ("tensor(float)", [1, width_f])})
+        else:
+            vision = contract.metadata.get(MetaKey.VISION_GRAPH_FILE, "its vision graph")
+            raise ModelContractError(
+                f"model {path} is the policy half of a split export (it takes features, not images); "
+                f"open {vision} (or the full model) instead"
+            )
+        self._state = np.zeros((1, n), np.float32)
+        self._image_shape = (height, width, 3)
+
+    @staticmethod
+    def _open_policy_graph(
+        vision_path: Path,
+        contract: ModelContract,
+        threads: int,
+        providers: list[str] | None,
+        level: ort.GraphOptimizationLevel,
+    ) -> ort.InferenceSession:
+        name = contract.metadata.get(MetaKey.POLICY_GRAPH_FILE)
+        if not name:
+            raise ModelContractError(
+                f"model {vision_path} is a vision graph without {MetaKey.POLICY_GRAPH_FILE!r}"
+            )
+        path = vision_path.parent / name
+        session = open_session(path, threads, providers, level)
+        policy = read_contract(path, session.get_modelmeta().custom_metadata_map)
+        for key in (
+            MetaKey.POLICY_NAME,
+            MetaKey.STATE_SIZE,
+            MetaKey.WIRING_DIGEST,
+            MetaKey.TRAIN_CONFIG_DIGEST,
+        ):
+            if policy.metadata[key] != contract.metadata[key]:
+                raise ModelContractError(
+                    f"split export mismatch: metadata {key!r} is "
+                    f"{contract.metadata[key]!r} in {vision_path} but {policy.metadata[key]!r} in {path}"
+                )
+        n = policy.state_size
+        features = {a.name: a for a in session.get_inputs()}.get(FEATURES_INPUT)
+        width_f = features.shape[1] if features is not None else None
+        _check_io(
+            session,
+            path,
+            {FEATURES_INPUT: ("tensor(float)", [1, width_f]), STATE_INPUT: ("tensor(float)", [1, n])},
+            {CURVATURE_OUTPUT: ("tensor(float)", [1]), STATE_OUTPUT: ("tensor(float)", [1, n])},
+        )
+        return session
+
+    @property
+    def state(self) -> np.ndarray:
+        """A copy of the current recurrent state, (1, N) float32."""
+        return self._state.copy()
+
+    def reset(self) -> None:
+        """Zero the recurrent state (the start of a drive, or after a takeover)."""
+        self._state = np.zeros_like(self._state)
+
+    def act(self, image_rgb_u8: np.ndarray) -> float:
+        """One control step: a camera frame in, the curvature to drive out; the state moves on.
+
+        Args:
+            image_rgb_u8: (H, W, 3) uint8 RGB frame of the model's camera size (`contract.input_height`
+                x `contract.input_width`); crop, resize and standardisation happen inside the graph.
+
+        Returns:
+            Road curvature, 1/m, left positive.
+        """
+        if (
+            not isinstance(image_rgb_u8, np.ndarray)
+            or image_rgb_u8.dtype != np.uint8
+            or image_rgb_u8.shape != self._image_shape
+        ):
+            got = (
+                f"shape {image_rgb_u8.shape} dtype {image_rgb_u8.dtype}"
+                if isinstance(image_rgb_u8, np.ndarray)
+                else type(image_rgb_u8).__name__
+            )
+            raise ValueError(
+                f"OnboardPolicy.act: model {self.contract.path} takes {self._image_shape} uint8 RGB "
+                f"frames, got {got}"
+            )
+        image = np.ascontiguousarray(image_rgb_u8)[None]
+        if self._vision is None:
+            curvature, state = self._session.run(
+                _STEP_OUTPUTS, {IMAGE_INPUT: image, STATE_INPUT: self._state}
+            )
+        else:
+            (features,) = self._vision.run([FEATURES_OUTPUT], {IMAGE_INPUT: image})
+            curvature, state = self._session.run(
+                _STEP_OUTPUTS, {FEATURES_INPUT: features, STATE_INPUT: self._state}
+            )
+        self._state = state
+        return float(curvature[0])
