@@ -11,6 +11,7 @@ from typing import Any
 
 _EXPORTS = {
     "ConvHead": "perception.conv_head",
+    "FeatureMapNet": "perception.feature_net",
     "PilotNet": "perception.pilotnet",
     "PreprocessContract": "perception.preprocess",
     "crop_box": "perception.preprocess",

@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from perception.preprocess import NCP_INPUT_HEIGHT, NCP_INPUT_WIDTH
-from perception.tensor_preprocess import standardize, static_shape
+from perception.feature_net import FeatureMapNet
 
 CONV_LAYERS = ((24, 5, 2), (36, 5, 2), (48, 3, 2), (64, 3, 1), (8, 3, 1))
 """(filters, kernel, stride) of each convolution, shallow to deep."""
@@ -32,22 +31,7 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def check_camera_images(images: torch.Tensor, height: int, width: int, where: str) -> None:
-    """Raise ValueError unless `images` is a (B, height, width, 3) uint8 tensor."""
-    shape = static_shape(images) if isinstance(images, torch.Tensor) else None
-    if shape is None or images.dtype != torch.uint8 or len(shape) != 4 or shape[1:] != (height, width, 3):
-        got = f"shape {shape} dtype {images.dtype}" if shape is not None else type(images).__name__
-        hint = " (channels first? the camera gives channels last)" if shape and shape[1:2] == (3,) else ""
-        raise ValueError(f"{where}: expected (B, {height}, {width}, 3) uint8 RGB images, got {got}{hint}")
-
-
-def camera_to_standardized(images_u8: torch.Tensor) -> torch.Tensor:
-    """(B, H, W, 3) uint8 -> (B, 3, H, W) float32 scaled to [0, 1] then standardised per image."""
-    x = images_u8.to(torch.float32).div(255.0).permute(0, 3, 1, 2)
-    return standardize(x)
-
-
-class ConvHead(nn.Module):
+class ConvHead(FeatureMapNet):
     """The NCP paper's perception CNN: (B, 78, 200, 3) uint8 -> (B, 32) float32 features.
 
     Inside: cast to float, /255, NHWC -> NCHW, per-image standardisation, five convolutions with
@@ -61,8 +45,6 @@ class ConvHead(nn.Module):
     """
 
     out_features = CONV_LAYERS[-1][0] * UNITS_PER_CHANNEL
-    in_height = NCP_INPUT_HEIGHT
-    in_width = NCP_INPUT_WIDTH
 
     def __init__(self) -> None:
         super().__init__()
@@ -100,41 +82,24 @@ class ConvHead(nn.Module):
         nn.init.uniform_(self.dense_weight, -bound, bound)
         nn.init.zeros_(self.dense_bias)
 
-    def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def maps_from_standardized(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Post-ReLU activation of each convolution, shallow to deep (for saliency).
 
         Args:
-            images: (B, 78, 200, 3) uint8 RGB.
+            x: (B, 3, 78, 200) float32, the standardised input (`standardized_input`).
 
         Returns:
             [(B, 24, 39, 100), (B, 36, 20, 50), (B, 48, 10, 25), (B, 64, 10, 25), (B, 8, 10, 25)].
         """
-        check_camera_images(images, self.in_height, self.in_width, "ConvHead")
-        x = camera_to_standardized(images)
         maps = []
         for conv, pad in zip(self.convs, self._pads):
             x = F.relu(conv(F.pad(x, pad)))
             maps.append(x)
         return maps
 
-    def features_from_map(self, deepest: torch.Tensor) -> torch.Tensor:
-        """Per-channel dense layers: (B, 8, 10, 25) -> (B, 32)."""
+    def features_and_hidden_from_map(self, deepest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel dense layers: (B, 8, 10, 25) -> features (B, 32), twice (they are the last layer)."""
         x = deepest.flatten(2).unsqueeze(2)  # (B, 8, 1, 250)
         x = torch.matmul(x, self.dense_weight).squeeze(2) + self.dense_bias  # (B, 8, 4)
-        return F.relu(x).flatten(1)
-
-    def forward_with_maps(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Features and the feature maps they came from (one pass; for Grad-CAM).
-
-        Args:
-            images: (B, 78, 200, 3) uint8 RGB.
-
-        Returns:
-            features (B, 32) float32 and the list of `feature_maps`.
-        """
-        maps = self.feature_maps(images)
-        return self.features_from_map(maps[-1]), maps
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 78, 200, 3) uint8 RGB -> (B, 32) float32 sensory features."""
-        return self.features_from_map(self.feature_maps(images)[-1])
+        features = F.relu(x).flatten(1)
+        return features, features

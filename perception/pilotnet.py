@@ -18,8 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from perception.conv_head import camera_to_standardized, check_camera_images
-from perception.preprocess import NCP_INPUT_HEIGHT, NCP_INPUT_WIDTH
+from perception.feature_net import FeatureMapNet
 
 PILOTNET_CONV_LAYERS = ((24, 5, 2), (36, 5, 2), (48, 3, 2), (64, 3, 1), (64, 3, 1))
 """(filters, kernel, stride) of each valid convolution, shallow to deep."""
@@ -32,18 +31,16 @@ def valid_conv_size(size: int, kernel: int, stride: int) -> int:
     return (size - kernel) // stride + 1
 
 
-class PilotNet(nn.Module):
+class PilotNet(FeatureMapNet):
     """Feed-forward baseline: (B, 78, 200, 3) uint8 -> (B, 1) curvature, 1/m (left positive).
 
-    Same input handling as `ConvHead` (float, /255, NCHW, per-image standardisation).
+    Same input handling as `ConvHead` (float, /255, NCHW, per-image standardisation). Its "features" are
+    the curvature itself (F = 1); its last hidden layer is the 100-unit FC layer after ReLU.
 
     Attributes:
         in_height, in_width: 78, 200, the image size the network takes, px.
         map_size: (4, 19), the spatial size of the last feature map.
     """
-
-    in_height = NCP_INPUT_HEIGHT
-    in_width = NCP_INPUT_WIDTH
 
     def __init__(self) -> None:
         super().__init__()
@@ -60,41 +57,24 @@ class PilotNet(nn.Module):
         self.fc2 = nn.Linear(hidden_1, hidden_2)
         self.out = nn.Linear(hidden_2, 1, bias=False)  # bias-free: see the module docstring
 
-    def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def maps_from_standardized(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Post-ReLU activation of each convolution, shallow to deep (for saliency).
 
         Args:
-            images: (B, 78, 200, 3) uint8 RGB.
+            x: (B, 3, 78, 200) float32, the standardised input (`standardized_input`).
 
         Returns:
             [(B, 24, 37, 98), (B, 36, 17, 47), (B, 48, 8, 23), (B, 64, 6, 21), (B, 64, 4, 19)].
         """
-        check_camera_images(images, self.in_height, self.in_width, "PilotNet")
-        x = camera_to_standardized(images)
         maps = []
         for conv in self.convs:
             x = F.relu(conv(x))
             maps.append(x)
         return maps
 
-    def curvature_from_map(self, deepest: torch.Tensor) -> torch.Tensor:
-        """Fully connected part: (B, 64, 4, 19) -> (B, 1) curvature, 1/m."""
+    def features_and_hidden_from_map(self, deepest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fully connected part: (B, 64, 4, 19) -> curvature (B, 1) in 1/m, and the last hidden layer
+        (B, 100) after ReLU (the paper analysed it the way it analysed the recurrent neurons)."""
         x = F.relu(self.fc1(deepest.flatten(1)))
-        x = F.relu(self.fc2(x))
-        return self.out(x)
-
-    def forward_with_maps(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Curvature and the feature maps it came from (one pass; the `grad_cam` model_fn form).
-
-        Args:
-            images: (B, 78, 200, 3) uint8 RGB.
-
-        Returns:
-            curvature (B, 1), 1/m, and the list of `feature_maps`.
-        """
-        maps = self.feature_maps(images)
-        return self.curvature_from_map(maps[-1]), maps
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 78, 200, 3) uint8 RGB -> (B, 1) curvature, 1/m, left positive."""
-        return self.curvature_from_map(self.feature_maps(images)[-1])
+        hidden = F.relu(self.fc2(x))
+        return self.out(hidden), hidden
