@@ -61,7 +61,7 @@ class LTCParameters(nn.Module):
         if not isinstance(wiring, Wiring):
             raise TypeError(
                 f"LTCCell needs a policies.wiring.Wiring, got {type(wiring).__name__} "
-                "(convert an ncps wiring with policies.from_ncps.wiring_from_ncps)"
+                "(convert an ncps wiring with policies.ncps_import.wiring_from_ncps)"
             )
         if in_features is not None and in_features != wiring.input_dim:
             raise ValueError(

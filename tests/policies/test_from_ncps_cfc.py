@@ -1,4 +1,4 @@
-"""Parity of our CfC modules with ncps 1.0.1's after `cfc_from_ncps`: same weights, same function."""
+"""Parity of our CfC modules with ncps 1.0.1's after `from_ncps`: same weights, same function."""
 
 import numpy as np
 import pytest
@@ -7,9 +7,10 @@ import torch
 nt = pytest.importorskip("ncps.torch")
 nw = pytest.importorskip("ncps.wirings")
 
+from policies import from_ncps  # noqa: E402
 from policies.cfc import CfC  # noqa: E402
 from policies.cfc_cell import CfCCell  # noqa: E402
-from policies.cfc_ncps import cfc_from_ncps, wiring_from_ncps  # noqa: E402
+from policies.ncps_import import wiring_from_ncps  # noqa: E402
 from policies.wired_cfc import WiredCfCCell  # noqa: E402
 
 MODES = ["default", "no_gate", "pure"]
@@ -33,7 +34,7 @@ def _close(a, b):
 @pytest.mark.parametrize("kind", ["dense", "ncp", "autoncp"])
 def test_sequence_parity(mode, kind):
     ref = nt.CfC(32, _units(kind), mode=mode)
-    ours = cfc_from_ncps(ref)
+    ours = from_ncps(ref)
     assert isinstance(ours, CfC) and isinstance(ours.rnn_cell, CfCCell if kind == "dense" else WiredCfCCell)
     x = torch.randn(4, 32, 32)
     hx = torch.randn(4, ours.units)
@@ -50,7 +51,7 @@ def test_timespans_parity_per_sample(mode, kind):
     # ncps multiplies a (B,) elapsed time into (B, H) along the neurons, so it only runs batched timespans
     # correctly at batch 1: compare our batch of 4 with ncps sample by sample.
     ref = nt.CfC(32, _units(kind), mode=mode)
-    ours = cfc_from_ncps(ref)
+    ours = from_ncps(ref)
     x, ts, hx = torch.randn(4, 32, 32), torch.rand(4, 32) * 2 + 0.1, torch.randn(4, ours.units)
     y, h = ours(x, hx, ts)
     for i in range(4):
@@ -61,7 +62,7 @@ def test_timespans_parity_per_sample(mode, kind):
 
 def test_ncps_batched_timespans_bug_is_not_ours():
     ref = nt.CfC(32, 4, backbone_units=8)
-    ours = cfc_from_ncps(ref)
+    ours = from_ncps(ref)
     x, ts = torch.randn(4, 3, 32), torch.rand(4, 3) * 2
     y_ncps, _ = ref(x, None, ts)  # batch == units: broadcasts, wrongly
     y, _ = ours(x, None, ts)
@@ -74,17 +75,17 @@ def test_ncps_batched_timespans_bug_is_not_ours():
 def test_cell_parity(mode):
     x, ts = torch.randn(4, 32), 0.7
     dense = nt.CfCCell(32, 10, mode, backbone_units=16, backbone_layers=2)
-    ours = cfc_from_ncps(dense)
+    ours = from_ncps(dense)
     assert type(ours) is CfCCell
     h = torch.randn(4, 10)
     _close(ours(x, h, ts)[0], dense(x, h, ts)[0])
     mask = np.random.default_rng(0).choice([-1, 0, 1], size=(42, 10))
     masked = nt.CfCCell(32, 10, mode, backbone_layers=0, sparsity_mask=mask)
-    ours = cfc_from_ncps(masked)
+    ours = from_ncps(masked)
     assert torch.equal(ours.sparsity_mask, masked.sparsity_mask.detach())
     _close(ours(x, h, ts)[0], masked(x, h, ts)[0])
     wired = nt.WiredCfCCell(32, _units("ncp"), mode)
-    ours = cfc_from_ncps(wired)
+    ours = from_ncps(wired)
     assert type(ours) is WiredCfCCell
     state = torch.randn(4, 19)
     for elapsed in (1.0, ts):
@@ -99,7 +100,7 @@ def test_cell_parity(mode):
 def test_mixed_memory_parity():
     for units in (12, nw.NCP(8, 5, 2, 4, 3, 4, 3, seed=3)):
         ref = nt.CfC(32, units, mixed_memory=True)
-        ours = cfc_from_ncps(ref)
+        ours = from_ncps(ref)
         assert ours.mixed_memory
         x = torch.randn(4, 32, 32)
         n = ours.units
@@ -122,7 +123,7 @@ def test_layout_options_parity():
     ):
         for units in (_units("dense"), _units("ncp")):
             ref = nt.CfC(32, units, **kwargs)
-            ours = cfc_from_ncps(ref)
+            ours = from_ncps(ref)
             _close(ours(x)[0], ref(x)[0])
             _close(ours(x[0])[0], ref(x[0])[0])  # unbatched
 
@@ -139,7 +140,7 @@ def test_backbone_variants_parity():
                 backbone_layers=layers,
                 backbone_dropout=dropout,
             ).eval()
-            ours = cfc_from_ncps(ref)
+            ours = from_ncps(ref)
             assert not ours.training
             _close(ours(x, h)[0], ref(x, h)[0])
 
@@ -147,7 +148,7 @@ def test_backbone_variants_parity():
 def test_gradients_match_ncps():
     for units in (_units("ncp"), _units("dense")):
         ref = nt.CfC(32, units)
-        ours = cfc_from_ncps(ref)
+        ours = from_ncps(ref)
         x, ts = torch.randn(1, 16, 32), torch.rand(1, 16) + 0.5
         for module in (ref, ours):
             y, h = module(x, None, ts)
@@ -165,14 +166,14 @@ def test_wiring_conversion_keeps_everything():
     np.testing.assert_array_equal(ours.sensory_adjacency, w.sensory_adjacency_matrix)
     assert ours.output_dim == 1 and ours.layers == [w.get_neurons_of_layer(i) for i in range(3)]
     assert ours.sensory_synapse_count == int(np.abs(w.sensory_adjacency_matrix).sum())
-    assert cfc_from_ncps(ref).wiring == ours
+    assert from_ncps(ref).wiring == ours
     with pytest.raises(ValueError, match="not built"):
         wiring_from_ncps(nw.NCP(12, 6, 1, 6, 4, 6, 6))
 
 
 def test_single_layer_wiring_gives_the_motor_neurons():
     ref = nt.CfC(32, nw.FullyConnected(5, 2))
-    ours = cfc_from_ncps(ref)
+    ours = from_ncps(ref)
     x = torch.randn(4, 6, 32)
     y_ref, h_ref = ref(x)
     y, h = ours(x)
@@ -182,5 +183,5 @@ def test_single_layer_wiring_gives_the_motor_neurons():
 
 
 def test_other_modules_are_refused():
-    with pytest.raises(TypeError, match="cfc_from_ncps takes"):
-        cfc_from_ncps(torch.nn.LSTM(3, 4))
+    with pytest.raises(TypeError, match="from_ncps takes"):
+        from_ncps(torch.nn.LSTM(3, 4))

@@ -9,9 +9,10 @@ import torch
 ncps_torch = pytest.importorskip("ncps.torch")
 ncps_wirings = pytest.importorskip("ncps.wirings")
 
-from policies.from_ncps import from_ncps, wiring_from_ncps  # noqa: E402
+from policies import from_ncps  # noqa: E402
 from policies.ltc import LTC  # noqa: E402
 from policies.ltc_cell import LTCCell  # noqa: E402
+from policies.ncps_import import wiring_from_ncps  # noqa: E402
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 
@@ -170,3 +171,22 @@ def test_imported_wiring_keeps_layers_and_polarity():
     assert np.array_equal(wiring.adjacency, ncps_wiring.adjacency_matrix)
     assert np.array_equal(wiring.sensory_adjacency, ncps_wiring.sensory_adjacency_matrix)
     assert wiring.synapse_count == ncps_wiring.synapse_count
+
+
+def test_readme_spelling_policies_from_ncps_works_and_import_policies_stays_cheap():
+    import subprocess
+    import sys
+
+    import policies
+
+    theirs = _ncps_ltc("ncp", True, seed=3)
+    ours = policies.from_ncps(theirs)  # as the README writes it
+    x = torch.randn(2, 4, 32)
+    torch.testing.assert_close(ours(x)[0], theirs(x)[0], **TOL)
+    assert policies.from_ncps is from_ncps
+    with pytest.raises(AttributeError, match="no_such_name"):
+        policies.no_such_name  # noqa: B018
+    # The names load lazily: `import policies` alone imports neither torch nor ncps.
+    code = "import sys, policies; print('torch' in sys.modules, 'ncps' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
