@@ -43,7 +43,6 @@ sys.path.insert(0, str(ROOT))
 from common.strict_config import load_config  # noqa: E402
 from drive.training.data import AugmentedWindows, load_recordings, train_loader  # noqa: E402
 from drive.training.distributed import DistContext  # noqa: E402
-from drive.training.model import param_groups  # noqa: E402
 from drive.training.schedule import lr_factor  # noqa: E402
 from drive.training.train_config import TrainConfig  # noqa: E402
 from drive.training.trainer import Trainer  # noqa: E402
@@ -113,7 +112,7 @@ def bench_policy(name: str, steps: int, device: str) -> dict:
 def use_fused_adam(trainer: Trainer) -> None:
     """Swap the trainer's Adam for torch's fused one (same groups, hyper-parameters and schedule)."""
     optim = trainer.config.optim
-    groups = param_groups(trainer.policy, optim.lr_head, optim.lr_perception)
+    groups = trainer.policy.parameter_groups(optim.lr_head, optim.lr_perception)
     trainer.optimizer = torch.optim.Adam(
         groups, betas=optim.betas, weight_decay=optim.weight_decay, fused=True
     )

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import cv2
@@ -67,17 +67,9 @@ class PreprocessContract:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (for checkpoints, configs and ONNX metadata)."""
+        """Plain dict (for checkpoints, configs and ONNX metadata); `common.strict_config.from_dict` reads
+        it back (an unknown key is an error naming it, a missing key takes its default)."""
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PreprocessContract:
-        """Inverse of `to_dict`; unknown keys are an error naming them, missing keys take defaults."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"PreprocessContract: unknown key(s) {unknown}; known keys are {sorted(known)}")
-        return cls(**data)
 
 
 def crop_box(height: int, width: int, contract: PreprocessContract) -> tuple[int, int]:

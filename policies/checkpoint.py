@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from common.strict_config import ConfigError, from_dict
 from policies.driving_policy import DrivingPolicy, PolicyConfig
 from policies.registry import build_policy
 from policies.wiring import Wiring
@@ -77,7 +78,11 @@ def load_policy(
 ) -> tuple[DrivingPolicy, dict[str, Any]]:
     """Rebuild the saved policy with its weights; returns (policy, the checkpoint dict)."""
     payload = read_checkpoint(path, map_location)
-    config = PolicyConfig.from_dict(payload["policy_config"])
+    try:
+        # Strict: an unknown key is an error; a key added since the file was written takes its default.
+        config = from_dict(PolicyConfig, payload["policy_config"], prefix="policy_config.")
+    except ConfigError as err:
+        raise ConfigError(f"checkpoint {path}: {err}") from None
     wiring = Wiring.from_dict(payload["wiring"]) if payload["wiring"] is not None else None
     policy = build_policy(config, wiring)
     load_weights(policy, payload["state_dict"], source=str(path))

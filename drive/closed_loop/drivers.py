@@ -3,7 +3,8 @@
 - `ExpertActor`: the simulator's privileged expert, plus recovery perturbations of the *executed*
   command (the label stays the expert's own command) — used to record training drives.
 - `PolicyRunner`: a trained `DrivingPolicy`; the only object that holds its recurrent state between
-  frames (`reset()` zeroes it). Optionally computes VisualBackProp saliency per frame.
+  frames (`reset()` zeroes it). Optionally computes VisualBackProp saliency per frame; adds the
+  observation's `input_noise` (standardised-space noise), when it has one, to the network input.
 
 Every driver has `name`, `reset(seed)`, `act(obs, info) -> curvature_1pm`, and `hidden_state` /
 `saliency` (the last step's neuron activity and saliency map, or None).
@@ -62,8 +63,8 @@ class PolicyRunner:
     Args:
         policy: the policy (put in eval mode here).
         device: torch device for inference.
-        saliency: None, or "visual_backprop" to compute a (78, 200) map in [0, 1] per frame (conv
-            heads with `feature_maps` only).
+        saliency: None, or "visual_backprop" to compute a (78, 200) map in [0, 1] per frame (policies
+            whose perception has feature maps only).
         name: label for reports (default: the policy's registry name).
     """
 
@@ -78,7 +79,7 @@ class PolicyRunner:
         self.name = name or policy.config.name
         if saliency not in (None, "visual_backprop"):
             raise ValueError(f"saliency must be None or 'visual_backprop', got {saliency!r}")
-        if saliency and not hasattr(policy.perception, "feature_maps"):
+        if saliency and not policy.has_feature_maps:
             raise ValueError(f"policy {self.name!r} has no feature maps for saliency")
         self.saliency_method = saliency
         self._state = None
@@ -92,30 +93,25 @@ class PolicyRunner:
         self.saliency = None
 
     def act(self, obs: Observation, info: dict[str, Any] | None = None) -> float:
-        """Curvature (1/m) for the camera frame `obs.image` (H, W, 3) uint8."""
+        """Curvature (1/m) for the camera frame `obs.image` (H, W, 3) uint8.
+
+        Also sets `hidden_state` (the policy's neuron activity, see `DrivingPolicy.inspect_step`) and,
+        with saliency on, `saliency` (78, 200) float32 in [0, 1].
+        """
         torch = self._torch
         if self._state is None:
             self.reset()
         with torch.inference_mode():
             image = torch.from_numpy(np.ascontiguousarray(obs.image)).to(self.device).unsqueeze(0)
-            if self.saliency_method is None:
-                curvature, self._state = self.policy.step(image, self._state)
-            else:
-                curvature = self._step_with_saliency(image)
-            self.hidden_state = self.policy.hidden_activity(self._state)[0].float().cpu().numpy()
-        return float(curvature[0])
-
-    def _step_with_saliency(self, image):
-        from perception.saliency import visual_backprop
-
-        policy = self.policy
-        pre = policy.preprocess(image)
-        maps = policy.perception.feature_maps(pre)
-        # The conv head ends in sensory features; PilotNet (the `cnn` policy) regresses curvature itself.
-        from_map = (
-            getattr(policy.perception, "features_from_map", None) or policy.perception.curvature_from_map
-        )
-        feats = from_map(maps[-1])
-        y, self._state = policy.head.step(feats, self._state)
-        self.saliency = visual_backprop(maps, tuple(pre.shape[1:3]))[0].cpu().numpy()
-        return y[:, 0] * policy.curvature_scale_1pm
+            noise = getattr(obs, "input_noise", None)  # an optional Observation field
+            if noise is not None:
+                noise = torch.from_numpy(np.asarray(noise, dtype=np.float32)).to(self.device)
+                noise = noise.unsqueeze(0) if noise.dim() == 3 else noise
+            out = self.policy.inspect_step(
+                image, self._state, input_noise=noise, saliency=self.saliency_method is not None
+            )
+            self._state = out.state
+            if out.saliency is not None:
+                self.saliency = out.saliency[0].cpu().numpy()
+            self.hidden_state = out.activity[0].float().cpu().numpy()
+        return float(out.curvature_1pm[0])

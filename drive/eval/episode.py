@@ -64,9 +64,9 @@ class EpisodeOutcome:
 
 class WindowedDriver:
     """Wraps a driver for evaluation: saliency only for the first `saliency_frames` steps (the report
-    compares that window; it saves ~20 % per step after it), camera frames kept for the first
-    `keep_frames` steps (the video), and, for a policy without recurrent state (the CNN), its last
-    hidden layer (PilotNet's 100-unit FC layer, after ReLU) as the neuron activity.
+    compares that window; it saves ~20 % per step after it) and camera frames kept for the first
+    `keep_frames` steps (the video). The neuron activity is the driver's own (`PolicyRunner`: for a
+    policy without recurrent state, the CNN, its last hidden layer; see `DrivingPolicy.inspect_step`).
 
     Args:
         driver: an `ExpertActor` or `PolicyRunner`.
@@ -80,17 +80,10 @@ class WindowedDriver:
         self.saliency_frames = int(saliency_frames)
         self.keep_frames = int(keep_frames)
         self._method = getattr(driver, "saliency_method", None)
-        self._probe, self._hook = _attach_fc_probe(driver)
         self.frames: list[np.ndarray] = []
         self.hidden_state: np.ndarray | None = None
         self.saliency: np.ndarray | None = None
         self._step = 0
-
-    def close(self) -> None:
-        """Remove the hook from the (cached, shared) policy."""
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
 
     def reset(self, seed: int) -> None:
         self.driver.reset(seed)
@@ -103,32 +96,11 @@ class WindowedDriver:
             self.driver.saliency_method = self._method if in_window else None
         curvature = self.driver.act(obs, info)
         self.saliency = self.driver.saliency if (in_window and self._method is not None) else None
-        self.hidden_state = self._probe() if self._probe is not None else self.driver.hidden_state
+        self.hidden_state = self.driver.hidden_state
         if self._step < self.keep_frames:
             self.frames.append(obs.image)
         self._step += 1
         return curvature
-
-
-def _attach_fc_probe(driver: Any) -> tuple[Callable[[], np.ndarray] | None, Any]:
-    """For a stateless policy whose perception has `fc2` (PilotNet), hook its post-ReLU output: the
-    paper analysed the CNN's last hidden layer the way it analysed the recurrent neurons.
-
-    Returns:
-        (a reader of the last step's (100,) activity, the hook handle), or (None, None).
-    """
-    policy = getattr(driver, "policy", None)
-    if policy is None or policy.state_size != 0 or not hasattr(policy.perception, "fc2"):
-        return None, None
-    import torch
-
-    seen: dict[str, np.ndarray] = {}
-
-    def hook(_module, _inputs, output):
-        seen["fc2"] = torch.relu(output)[0].detach().float().cpu().numpy()
-
-    handle = policy.perception.fc2.register_forward_hook(hook)
-    return (lambda: seen["fc2"]), handle
 
 
 def build_driver(
@@ -147,7 +119,7 @@ def build_driver(
 
         policy, _ = load_policy(spec.policy)
         _POLICIES[key] = policy
-    method = "visual_backprop" if config.saliency and hasattr(policy.perception, "feature_maps") else None
+    method = "visual_backprop" if config.saliency and policy.has_feature_maps else None
     runner = PolicyRunner(policy, saliency=method, name=spec.label)
     return WindowedDriver(runner, saliency_frames if method else 0, keep_frames)
 
@@ -174,7 +146,6 @@ def run_job(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # identical numerics in a worker and in the serial path
     started = time.perf_counter()
-    driver = None
     try:
         out = Path(out_dir)
         sim_config = config.sim_config(spec.condition)
@@ -255,8 +226,6 @@ def run_job(
             wall_s=time.perf_counter() - started,
         )
     finally:
-        if driver is not None:
-            driver.close()
         torch.set_num_threads(threads)
 
 

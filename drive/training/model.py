@@ -1,8 +1,7 @@
-"""The policy as the trainer drives it: one forward over windows, and Adam's two parameter groups."""
+"""The policy as the trainer drives it: one forward over windows (Adam's parameter groups are the
+policy's own: `DrivingPolicy.parameter_groups`)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 from torch import nn
@@ -35,19 +34,3 @@ class SequenceModel(nn.Module):
             features = self.policy.features(frames_u8.reshape(b * t, *frames_u8.shape[2:]))
         y, _ = self.policy.head.forward_sequence(features.float().reshape(b, t, -1))
         return y[..., 0].float() * self.policy.curvature_scale_1pm
-
-
-def param_groups(policy: DrivingPolicy, lr_head: float, lr_perception: float) -> list[dict[str, Any]]:
-    """Adam's two groups: the perception's convolutions (`.convs`) and everything else.
-
-    The paper lowers the learning rate of "the conv layers"; dense layers after them (the conv head's
-    per-channel layers, the PilotNet's fully connected stack) and the recurrent head take `lr_head`.
-    """
-    convs = getattr(policy.perception, "convs", policy.perception)
-    conv_ids = {id(p) for p in convs.parameters()}
-    perception = [p for p in policy.parameters() if p.requires_grad and id(p) in conv_ids]
-    head = [p for p in policy.parameters() if p.requires_grad and id(p) not in conv_ids]
-    return [
-        {"name": "perception", "params": perception, "lr": lr_perception},
-        {"name": "head", "params": head, "lr": lr_head},
-    ]

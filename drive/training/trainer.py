@@ -29,7 +29,7 @@ from common.strict_config import save_config, to_dict
 from drive.training.data import eval_loader, steps_per_epoch, train_loader
 from drive.training.distributed import DistContext, all_reduce_sum, default_threads, init_distributed
 from drive.training.loss import curve_weights, weighted_error_sums, weighted_squared_error
-from drive.training.model import SequenceModel, param_groups
+from drive.training.model import SequenceModel
 from drive.training.precision import resolve_amp_bf16
 from drive.training.schedule import lr_factor
 from drive.training.state import check_resumable, rng_state, set_rng_state
@@ -104,7 +104,7 @@ class Trainer:
 
         optim = config.optim
         self.optimizer = torch.optim.Adam(
-            param_groups(self.policy, optim.lr_head, optim.lr_perception),
+            self.policy.parameter_groups(optim.lr_head, optim.lr_perception),
             betas=optim.betas,
             weight_decay=optim.weight_decay,
         )

@@ -10,6 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from common.strict_config import from_dict
 from drive.cli import main as drive_main
 from drive.export.graphs import OneStepGraph, to_onnx
 from drive.export.optimize import fuse_pad_into_conv
@@ -101,7 +102,7 @@ def test_checkpoint_export_carries_the_contract(tmp_path):
     assert config_digest(train_config) != config_digest({**train_config, "lr": 1e-3})
     assert json.loads(meta[MetaKey.TRAIN_CONFIG]) == train_config
     assert meta[MetaKey.TRAIN_STEP] == "1234"
-    assert PolicyConfig.from_dict(json.loads(meta[MetaKey.POLICY_CONFIG])) == policy.config
+    assert from_dict(PolicyConfig, json.loads(meta[MetaKey.POLICY_CONFIG])) == policy.config
     assert json.loads(meta[MetaKey.PREPROCESS_CONTRACT]) == policy.config.contract.to_dict()
     assert meta[MetaKey.CONTROL_RATE_HZ] == "20.0" and meta[MetaKey.CURVATURE_UNITS] == "1/m, left positive"
     assert meta[MetaKey.INPUT_HEIGHT] == "78" and meta[MetaKey.INPUT_WIDTH] == "200"

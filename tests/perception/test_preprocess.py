@@ -13,6 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.strict_config import ConfigError, from_dict
 from perception.preprocess import PreprocessContract, crop_box, preprocess_u8, resize_weights
 from perception.tensor_preprocess import Preprocess, preprocess_torch, standardize
 
@@ -28,15 +29,18 @@ def _images(b: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 
 def test_contract_round_trips_and_rejects_unknown_keys():
     contract = PreprocessContract(crop_top_frac=0.3, crop_bottom_frac=0.1)
-    assert PreprocessContract.from_dict(contract.to_dict()) == contract
+    assert from_dict(PreprocessContract, contract.to_dict()) == contract
     assert PreprocessContract().to_dict() == {
         "out_height": 78,
         "out_width": 200,
         "crop_top_frac": 0.0,
         "crop_bottom_frac": 0.0,
     }
-    with pytest.raises(ValueError, match="crop_left_frac"):
-        PreprocessContract.from_dict({"crop_left_frac": 0.1})
+    with pytest.raises(ConfigError, match="crop_left_frac"):
+        from_dict(PreprocessContract, {"crop_left_frac": 0.1})
+    with pytest.raises(ConfigError, match="contract.out_height"):
+        from_dict(PreprocessContract, {"out_height": "78"}, prefix="contract.")
+    assert from_dict(PreprocessContract, {"crop_top_frac": 0.25}) == PreprocessContract(crop_top_frac=0.25)
 
 
 @pytest.mark.parametrize(

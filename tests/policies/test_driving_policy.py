@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from common.strict_config import ConfigError, from_dict
 from policies.checkpoint import load_policy, read_checkpoint, save_checkpoint
 from policies.driving_policy import DrivingPolicy, PolicyConfig
 from policies.registry import build_policy, policy_names
@@ -118,6 +119,25 @@ def test_weights_of_another_shape_are_refused(tmp_path):
 
 
 def test_policy_config_is_strict():
-    with pytest.raises(ValueError, match="wiring_sed"):
-        PolicyConfig.from_dict({"wiring_sed": 3})
+    with pytest.raises(ConfigError, match="policy_config.wiring_sed"):
+        from_dict(PolicyConfig, {"wiring_sed": 3}, prefix="policy_config.")
+    with pytest.raises(ConfigError, match="units"):
+        from_dict(PolicyConfig, {"units": "64"})
+    config = PolicyConfig(name="lstm", units=19, crop_top_frac=0.25)
+    assert from_dict(PolicyConfig, config.to_dict()) == config
     assert isinstance(build_policy("ncp-ltc"), DrivingPolicy)
+
+
+def test_checkpoint_from_before_a_config_key_existed_loads_with_its_default(tmp_path):
+    policy = build_policy(PolicyConfig(name="lstm", units=19))
+    path = save_checkpoint(tmp_path / "old.pt", policy)
+    payload = torch.load(path, weights_only=False)
+    for newer in ("camera_height", "camera_width", "cfc_mode"):
+        del payload["policy_config"][newer]
+    torch.save(payload, path)
+    loaded, _ = load_policy(path)
+    assert loaded.config == policy.config
+    payload["policy_config"]["camera_hieght"] = 78
+    torch.save(payload, path)
+    with pytest.raises(ConfigError, match=r"old\.pt.*policy_config\.camera_hieght"):
+        load_policy(path)
