@@ -44,14 +44,30 @@ class FeatureMapNet(nn.Module):
     in_height = NCP_INPUT_HEIGHT
     in_width = NCP_INPUT_WIDTH
 
-    def standardized_input(self, images: torch.Tensor) -> torch.Tensor:
+    def standardized_input(
+        self, images: torch.Tensor, input_noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The network's input: (B, 78, 200, 3) uint8 RGB -> (B, 3, 78, 200) float32, standardised per image.
 
+        Args:
+            images: (B, 78, 200, 3) uint8 RGB.
+            input_noise: None, or (B, 78, 200, 3) float32 added to the standardised image (channels last,
+                like the image; units: standard deviations of the image's own values).
+
         Raises:
-            ValueError: `images` is not (B, 78, 200, 3) uint8.
+            ValueError: `images` is not (B, 78, 200, 3) uint8, or the noise does not match it.
         """
         check_camera_images(images, self.in_height, self.in_width, type(self).__name__)
-        return camera_to_standardized(images)
+        x = camera_to_standardized(images)
+        if input_noise is None:
+            return x
+        want = (static_shape(images)[0], self.in_height, self.in_width, 3)
+        if tuple(input_noise.shape) != want or not torch.is_floating_point(input_noise):
+            raise ValueError(
+                f"{type(self).__name__}: input_noise must be {want} float32 like the standardised input, "
+                f"got {tuple(input_noise.shape)} {input_noise.dtype}"
+            )
+        return x + input_noise.to(x).permute(0, 3, 1, 2)
 
     def maps_from_standardized(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Post-ReLU activation of each convolution, shallow to deep, from (B, 3, 78, 200) input."""
@@ -85,6 +101,6 @@ class FeatureMapNet(nn.Module):
         maps = self.feature_maps(images)
         return self.features_from_map(maps[-1]), maps
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 78, 200, 3) uint8 RGB -> (B, F) float32 features."""
-        return self.features_from_standardized(self.standardized_input(images))
+    def forward(self, images: torch.Tensor, input_noise: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 78, 200, 3) uint8 RGB [+ (B, 78, 200, 3) standardised-space noise] -> (B, F) float32."""
+        return self.features_from_standardized(self.standardized_input(images, input_noise))

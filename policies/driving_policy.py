@@ -135,20 +135,12 @@ class DrivingPolicy(nn.Module):
         Raises:
             ValueError: the noise does not match the network input's shape or is not floating point.
         """
-        x = self.perception.standardized_input(self.preprocess(images_u8))
-        if input_noise is None:
-            return x
-        b, c, h, w = x.shape
-        if tuple(input_noise.shape) != (b, h, w, c) or not torch.is_floating_point(input_noise):
-            raise ValueError(
-                f"input_noise must be ({b}, {h}, {w}, {c}) float32 like the standardised input, got "
-                f"{tuple(input_noise.shape)} {input_noise.dtype}"
-            )
-        return x + input_noise.to(x).permute(0, 3, 1, 2)
+        return self.perception.standardized_input(self.preprocess(images_u8), input_noise)
 
     def features(self, images_u8: torch.Tensor, input_noise: torch.Tensor | None = None) -> torch.Tensor:
         """(B, H, W, 3) uint8 camera frames -> (B, F) sensory features (`input_noise`: `network_input`)."""
-        return self.perception.features_from_standardized(self.network_input(images_u8, input_noise))
+        # Through the perception module's own call, so an exported graph names these ops `/perception/`.
+        return self.perception(self.preprocess(images_u8), input_noise)
 
     @torch.no_grad()
     def calibrate_input_map(self, images_u8: torch.Tensor) -> None:

@@ -27,6 +27,8 @@ def test_input_noise_is_added_to_the_standardised_input(name):
         standardized = policy.perception.standardized_input(policy.preprocess(images))
         expected = policy.perception.features_from_standardized(standardized + noise.permute(0, 3, 1, 2))
         torch.testing.assert_close(policy.features(images, noise), expected, atol=0, rtol=0)
+        noisy = policy.perception(policy.preprocess(images), noise)
+        torch.testing.assert_close(policy.features(images, noise), noisy, atol=0, rtol=0)
         clean = policy.features(images)
         torch.testing.assert_close(clean, policy.perception(policy.preprocess(images)), atol=0, rtol=0)
         torch.testing.assert_close(policy.features(images, torch.zeros_like(noise)), clean, atol=0, rtol=0)
