@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from perception.feature_net import FeatureMapNet
 from perception.preprocess import PreprocessContract
 from perception.tensor_preprocess import Preprocess
 from policies.head import RecurrentHead
@@ -89,7 +90,7 @@ class DrivingPolicy(nn.Module):
         TypeError: the head is not a module implementing `RecurrentHead`.
     """
 
-    def __init__(self, config: PolicyConfig, perception: nn.Module, head: RecurrentHead) -> None:
+    def __init__(self, config: PolicyConfig, perception: FeatureMapNet, head: RecurrentHead) -> None:
         super().__init__()
         if not isinstance(head, nn.Module) or not isinstance(head, RecurrentHead):
             raise TypeError(
@@ -98,7 +99,7 @@ class DrivingPolicy(nn.Module):
             )
         self.config = config
         self.preprocess = Preprocess(config.contract)
-        self.perception = perception
+        self.perception: FeatureMapNet = perception
         self.head: RecurrentHead = head
         self.curvature_scale_1pm = float(config.curvature_scale_1pm)
 
