@@ -33,6 +33,7 @@ import torch  # noqa: E402
 from drive.closed_loop.drivers import ExpertActor, PolicyRunner  # noqa: E402
 from drive.closed_loop.loop import EpisodeLimits, run_episode  # noqa: E402
 from sim.embedded.simulator import EmbeddedSimConfig  # noqa: E402
+from sim.perturbations import gaussian_spec  # noqa: E402
 from sim.registry import make_simulator, sim_meta  # noqa: E402
 from sim.safety_driver import SafetyDriverConfig  # noqa: E402
 
@@ -53,7 +54,7 @@ def stage_rate(stage: str, policy_name: str, steps: int, track: str, seed: int, 
             build_policy(policy_name), saliency="visual_backprop" if stage == "+saliency" else None
         )
     record_to = tmp / f"{stage}-{seed}-{time.monotonic_ns()}" if stage in ("+record", "+saliency") else None
-    with make_simulator("embedded", config, safety=SafetyDriverConfig(), noise_variance=0.1) as sim:
+    with make_simulator("embedded", config, safety=SafetyDriverConfig(), perturbations=gaussian_spec(0.1)) as sim:
         start = time.perf_counter()
         run_episode(
             sim,

@@ -36,6 +36,49 @@ class ConfigError(ValueError):
     """A config key or value is wrong; the message names the dotted key."""
 
 
+class Dispatched:
+    """Base of a config field whose dataclass is picked by a tag in the data (a registry key).
+
+    E.g. `sim: {backend: carla, port: 2002}` or the shorthand `sim: carla`: the tag (`tag_key`) names an
+    entry of a registry, and the remaining keys are strictly loaded into that entry's dataclass.
+    Subclasses implement `registry_config` (tag -> dataclass, a ConfigError for an unknown tag) and
+    `from_tagged` (build the field from the tag and the loaded dataclass), and `to_config` for saving.
+    `load_config` overrides such as `sim.port=2002` expand the shorthand first.
+    """
+
+    tag_key: str = "backend"
+
+    @classmethod
+    def registry_config(cls, tag: str, key: str) -> type:
+        """The dataclass registered under `tag`; ConfigError naming `key` if there is none."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_tagged(cls, tag: str, config: Any) -> Any:
+        """The field's value from its tag and its loaded dataclass."""
+        raise NotImplementedError
+
+    def to_config(self) -> dict[str, Any]:
+        """The field as config data: `{tag_key: tag, **fields}` (inverse of `from_config`)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, value: Any, key: str) -> Any:
+        """Strictly load `value` (a tag string, or a mapping with the tag) found at dotted `key`."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            value = {cls.tag_key: value}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a {cls.tag_key} name or a mapping, got {value!r}")
+        rest = dict(value)
+        tag = rest.pop(cls.tag_key, None)
+        if not isinstance(tag, str):
+            raise ConfigError(f"missing config key '{key}.{cls.tag_key}' (a name, got {tag!r})")
+        config_cls = cls.registry_config(tag, f"{key}.{cls.tag_key}")
+        return cls.from_tagged(tag, from_dict(config_cls, rest, f"{key}."))
+
+
 def load_config(
     cls: type[T], source: str | Path | dict[str, Any] | None = None, overrides: list[str] = ()
 ) -> T:
@@ -61,7 +104,7 @@ def load_config(
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} must look like a.b=value")
-        _set_dotted(data, key.strip().split("."), yaml.safe_load(raw) if raw.strip() else "")
+        _set_dotted(data, key.strip().split("."), yaml.safe_load(raw) if raw.strip() else "", cls)
     return from_dict(cls, data)
 
 
@@ -92,8 +135,21 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
 
 
 def to_dict(config: Any) -> dict[str, Any]:
-    """The resolved config as plain JSON/YAML-able data."""
-    return json.loads(json.dumps(dataclasses.asdict(config), default=list))
+    """The resolved config as plain JSON/YAML-able data (`Dispatched` fields as `to_config` gives them)."""
+    return json.loads(json.dumps(_plain(config), default=list))
+
+
+def _plain(value: Any) -> Any:
+    # Like dataclasses.asdict, but a Dispatched field is saved in the form `from_config` reads back.
+    if isinstance(value, Dispatched):
+        return _plain(value.to_config())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def digest(config: Any) -> str:
@@ -111,6 +167,8 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     args = typing.get_args(tp)
     if tp is Any:
         return value
+    if isinstance(tp, type) and issubclass(tp, Dispatched):
+        return tp.from_config(value, key)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -174,14 +232,28 @@ def _name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _set_dotted(data: dict[str, Any], keys: list[str], value: Any) -> None:
-    node = data
+def _set_dotted(data: dict[str, Any], keys: list[str], value: Any, cls: Any = None) -> None:
+    node, tp = data, cls
     for k in keys[:-1]:
+        tp = _field_type(tp, k)
         child = node.setdefault(k, {})
+        if isinstance(child, str) and isinstance(tp, type) and issubclass(tp, Dispatched):
+            child = node[k] = {tp.tag_key: child}  # `sim: carla` + `sim.port=2002`
         if not isinstance(child, dict):
             raise ConfigError(f"override {'.'.join(keys)}: {k!r} is not a section")
         node = child
     node[keys[-1]] = value
+
+
+def _field_type(cls: Any, name: str) -> Any:
+    """The declared type of field `name` of dataclass `cls` (Optional unwrapped), or None."""
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        return None
+    tp = typing.get_type_hints(cls).get(name)
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        tp = args[0] if len(args) == 1 else None
+    return tp
 
 
 def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:

@@ -1,36 +1,69 @@
 """Camera perturbations, each a wrapper around a `Simulator` (never a flag threaded through the code).
 
+Every perturbation, noise included, is built from one list of specs by registry name (`PERTURBATIONS`,
+`wrap`): `[{"name": "gaussian", "variance": 0.1, "space": "pixel"}, {"name": "blur", "sigma_px": 1.5}]`.
+A wrapper's `params()` is its spec again (plus `wrapper`, the class name), so what was applied is read
+from the chain (`SimulatorWrapper.chain()`, `applied_noise_variance`), never passed alongside.
+
 `GaussianNoise(variance=…)` is the NCP paper's noise test: zero-mean Gaussian noise of variance σ² added
-per pixel to the image scaled to [0, 1] (σ² = 0.1, 0.2, 0.3), then clipped and scaled back to uint8.
-Noise never appears in training. Every wrapper draws from a generator derived from (reset seed, wrapper,
-frame), so every model sees the same perturbation on the same frame.
+per pixel to the image scaled to [0, 1] (σ² = 0.1, 0.2, 0.3), then clipped and scaled back to uint8
+(`space="pixel"`); `space="standardized"` leaves the image clean and hands the policy the noise for its
+standardised input (`Observation.input_noise`). Noise never appears in training. Every wrapper draws from
+a generator derived from (reset seed, wrapper, frame), so every model sees the same perturbation on the
+same frame.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections import deque
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 
-from sim.types import Command, Observation, Simulator
+from common.strict_config import ConfigError
+from sim.types import INPUT_NOISE_SHAPE, Command, Observation, Simulator
 from sim.wrapper import ObservationWrapper, SimulatorWrapper
 
 
 class GaussianNoise(ObservationWrapper):
-    """Adds N(0, variance) per pixel and channel to the [0, 1] image (the paper's σ²)."""
+    """Zero-mean Gaussian noise of variance σ² (the paper's σ²), in one of two spaces.
+
+    Args:
+        sim: the simulator to wrap.
+        variance: σ², ≥ 0; 0 changes nothing.
+        space: "pixel": N(0, σ²) per pixel and channel added to the image scaled to [0, 1], clipped,
+            back to uint8 (the paper). "standardized": the image is untouched and the observation
+            carries `input_noise`, (78, 200, 3) float32 N(0, σ²) draws for the policy to add to its
+            per-image-standardised input (σ² in units of that input's variance).
+    """
 
     salt = 1
 
-    def __init__(self, sim: Simulator, variance: float) -> None:
-        if variance < 0:
+    def __init__(
+        self, sim: Simulator, variance: float, space: Literal["pixel", "standardized"] = "pixel"
+    ) -> None:
+        if not variance >= 0:
             raise ValueError(f"GaussianNoise: variance must be ≥ 0, got {variance}")
+        if space not in ("pixel", "standardized"):
+            raise ValueError(f"GaussianNoise: space must be 'pixel' or 'standardized', got {space!r}")
         super().__init__(sim)
         self.variance = float(variance)
+        self.space = space
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "variance": self.variance}
+        return {**super().params(), "variance": self.variance, "space": self.space}
+
+    def _apply(self, obs: Observation) -> Observation:
+        if self.space == "pixel" or self.variance == 0:
+            return super()._apply(obs)
+        noise = self.frame_rng(obs.frame).standard_normal(INPUT_NOISE_SHAPE, dtype=np.float32)
+        noise *= np.float32(np.sqrt(self.variance))
+        if obs.input_noise is not None:  # independent noises add
+            noise += obs.input_noise
+        return dataclasses.replace(obs, input_noise=noise)
 
     def perturb(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.variance == 0:
@@ -193,7 +226,7 @@ class FrameDelay(SimulatorWrapper):
     def step(self, command: Command) -> tuple[Observation, dict[str, Any]]:
         obs, info = self.sim.step(command)
         self._line.append(obs.image)
-        return Observation(self._line[0], obs.speed_mps, obs.timestamp_s, obs.frame), info
+        return dataclasses.replace(obs, image=self._line[0]), info
 
 
 class FrameDrop(ObservationWrapper):
@@ -223,7 +256,7 @@ class FrameDrop(ObservationWrapper):
 
 
 PERTURBATIONS: dict[str, type[SimulatorWrapper]] = {
-    "gaussian_noise": GaussianNoise,
+    "gaussian": GaussianNoise,
     "brightness_contrast": BrightnessContrast,
     "shadows": Shadows,
     "occlusion": Occlusion,
@@ -232,19 +265,51 @@ PERTURBATIONS: dict[str, type[SimulatorWrapper]] = {
     "frame_delay": FrameDelay,
     "frame_drop": FrameDrop,
 }
-"""Perturbations by name, for configs: `{"name": "blur", "sigma_px": 2.0}`."""
+"""Perturbations by name, for configs: `{"name": "blur", "sigma_px": 2.0}`. A new one: its class here
+and one line in this table (its `params()` adds its arguments to `super().params()`)."""
+
+_NAMES = {cls: name for name, cls in PERTURBATIONS.items()}
+
+
+def perturbation_name(wrapper: SimulatorWrapper) -> str | None:
+    """The registry name of `wrapper`'s class, None if it is not a registered perturbation."""
+    return _NAMES.get(type(wrapper))
+
+
+def gaussian_spec(variance: float, space: str = "pixel") -> list[dict[str, Any]]:
+    """The perturbation specs of Gaussian image noise σ² = `variance`: none for 0."""
+    return [{"name": "gaussian", "variance": float(variance), "space": space}] if variance else []
 
 
 def wrap(sim: Simulator, specs: list[dict[str, Any]]) -> Simulator:
-    """Apply perturbations described as `[{"name": ..., **kwargs}, ...]`, innermost first."""
-    for spec in specs:
+    """Apply perturbations described as `[{"name": ..., **params}, ...]`, innermost first.
+
+    Raises:
+        ConfigError: an unknown name or parameter (named), or a value the perturbation refuses.
+    """
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict):
+            raise ConfigError(f"perturbations[{i}]: expected a mapping with a name, got {spec!r}")
         spec = dict(spec)
         name = spec.pop("name", None)
         cls = PERTURBATIONS.get(name)
         if cls is None:
-            raise ValueError(f"unknown perturbation {name!r}; known: {sorted(PERTURBATIONS)}")
+            raise ConfigError(f"perturbations[{i}]: unknown perturbation {name!r}; known: {sorted(PERTURBATIONS)}")
+        valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "sim")]
+        unknown = sorted(set(spec) - set(valid))
+        if unknown:
+            raise ConfigError(
+                f"perturbations[{i}] ({name}): unknown parameter {unknown[0]!r}; valid: {valid}"
+            )
         try:
             sim = cls(sim, **spec)
-        except TypeError as err:
-            raise ValueError(f"perturbation {name!r}: {err}") from None
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"perturbations[{i}] ({name}): {err}") from None
     return sim
+
+
+def applied_noise_variance(sim: Simulator) -> float:
+    """Total Gaussian noise variance σ² of the wrapper chain around `sim`, read from `chain()`
+    (independent noises add; 0 without any)."""
+    chain = sim.chain() if isinstance(sim, SimulatorWrapper) else []
+    return float(sum(p["variance"] for p in chain if p.get("name") == "gaussian"))

@@ -14,6 +14,10 @@ import numpy as np
 DT_CTRL_S = 0.05
 """Default control period: 20 Hz, CARLA's usual fixed step."""
 
+INPUT_NOISE_SHAPE = (78, 200, 3)
+"""Shape of `Observation.input_noise`: the network input, (height, width, channels) — the NCP paper's
+78x200 (perception/preprocess.py NCP_INPUT_HEIGHT x NCP_INPUT_WIDTH; sim does not import perception)."""
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -24,12 +28,16 @@ class Observation:
         speed_mps: forward speed of the ego vehicle, m/s.
         timestamp_s: simulation time of the frame, s.
         frame: control-step index since reset.
+        input_noise: noise for the policy to add to its per-image-standardised network input,
+            `INPUT_NOISE_SHAPE` (78, 200, 3) float32, in units of that input's standard deviation
+            (`GaussianNoise(space="standardized")`); None: none. The camera image stays clean.
     """
 
     image: np.ndarray
     speed_mps: float
     timestamp_s: float
     frame: int
+    input_noise: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

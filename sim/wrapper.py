@@ -6,6 +6,7 @@ records its own arguments in `params()` so reports can say exactly what was appl
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -29,8 +30,12 @@ class SimulatorWrapper:
         return getattr(self.sim, "unwrapped", self.sim)
 
     def params(self) -> dict[str, Any]:
-        """The wrapper's arguments, for reports; subclasses extend it."""
-        return {"wrapper": type(self).__name__}
+        """The wrapper's arguments, for reports; subclasses extend it. A registered perturbation's
+        params are its spec (`name` and arguments, `sim.perturbations.wrap` rebuilds it) plus `wrapper`."""
+        from sim.perturbations import perturbation_name  # the registry sits above the base class
+
+        name = perturbation_name(self)
+        return {"wrapper": type(self).__name__, **({"name": name} if name else {})}
 
     def chain(self) -> list[dict[str, Any]]:
         """`params()` of every wrapper from the outermost inwards."""
@@ -87,8 +92,8 @@ class ObservationWrapper(SimulatorWrapper):
         return np.random.default_rng((self._seed, self.salt, int(frame)))
 
     def _apply(self, obs: Observation) -> Observation:
-        image = self.perturb(obs.image, self.frame_rng(obs.frame))
-        return Observation(image=image, speed_mps=obs.speed_mps, timestamp_s=obs.timestamp_s, frame=obs.frame)
+        # `replace` keeps the other fields (e.g. `input_noise` of a wrapper further in).
+        return dataclasses.replace(obs, image=self.perturb(obs.image, self.frame_rng(obs.frame)))
 
     def perturb(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(H, W, 3) uint8 -> (H, W, 3) uint8; subclasses implement it."""

@@ -17,6 +17,7 @@ import numpy as np
 
 from drive.closed_loop.drivers import Driver
 from drive.closed_loop.episode_metrics import episode_metrics
+from sim.perturbations import applied_noise_variance
 from sim.safety_driver import SafetyDriver
 from sim.types import Command, Observation, Simulator
 from sim.wrapper import SimulatorWrapper
@@ -93,7 +94,6 @@ def run_episode(
     limits: EpisodeLimits,
     record_to: str | Path | None = None,
     meta: dict[str, Any] | None = None,
-    noise_variance: float | None = None,
     keep_frames: bool = False,
     on_step: Callable[[int], None] | None = None,
 ) -> EpisodeResult:
@@ -106,13 +106,11 @@ def run_episode(
         limits: when to stop.
         record_to: write the drive as a recording episode here (refuses an existing one).
         meta: recording metadata: simulator, track, condition, control_period_s, config, extra.
-        noise_variance: the image-noise variance applied (stored per row, for reports); None reads it
-            from the `GaussianNoise` wrappers in `sim` (0 without one).
         keep_frames: keep the camera frames in memory (for videos).
         on_step: called with the step count after every step (progress bars).
     """
-    if noise_variance is None:
-        noise_variance = _chain_noise_variance(sim)
+    # What was applied is read from the wrapper chain: every row stores the Gaussian noise variance.
+    noise_variance = applied_noise_variance(sim)
     obs, info = sim.reset(seed=seed)
     driver.reset(seed)
     safety = find_safety_driver(sim)
@@ -164,18 +162,6 @@ def run_episode(
         path=Path(record_to) if record_to is not None else None,
         params={"wrappers": sim.chain() if isinstance(sim, SimulatorWrapper) else []},
     )
-
-
-def _chain_noise_variance(sim: Simulator) -> float:
-    """Total Gaussian image-noise variance of the wrappers around `sim` (independent noises add)."""
-    from sim.perturbations import GaussianNoise
-
-    total = 0.0
-    while isinstance(sim, SimulatorWrapper):
-        if isinstance(sim, GaussianNoise):
-            total += sim.variance
-        sim = sim.sim
-    return total
 
 
 def _row(

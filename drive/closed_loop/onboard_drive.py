@@ -96,13 +96,16 @@ def drive_onboard(
     condition: str = "summer",
     laps: int = 1,
     seed: int = 0,
-    noise_variance: float = 0.0,
+    perturbations: list[dict[str, Any]] | None = None,
     deadline_s: float | None = None,
     threads: int = 1,
     max_time_s: float | None = 600.0,
     record_to=None,
 ) -> dict[str, Any]:
     """Drive the embedded simulator with an exported model under the default safety driver.
+
+    `perturbations` are camera perturbation specs (`sim.perturbations.wrap`), Gaussian noise included
+    (`sim.perturbations.gaussian_spec(0.1)`).
 
     Returns:
         {"metrics": episode metrics (as `drive eval`), "deadline": latency and misses,
@@ -122,9 +125,7 @@ def drive_onboard(
         camera=CameraConfig(width=contract.input_width, height=contract.input_height),
         dt_ctrl_s=contract.control_period_s,
     )
-    with make_simulator(
-        "embedded", config, safety=SafetyDriverConfig(), noise_variance=noise_variance
-    ) as sim:
+    with make_simulator("embedded", config, safety=SafetyDriverConfig(), perturbations=perturbations) as sim:
         result = run_episode(
             sim,
             driver,

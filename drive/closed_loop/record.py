@@ -7,17 +7,14 @@ scenery, perturbation schedule), so a recording set is reproducible from its con
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from drive.closed_loop.drivers import ExpertActor
 from drive.closed_loop.loop import EpisodeLimits, run_episode
-from sim.carla.config import CarlaConfig
-from sim.embedded.simulator import EmbeddedSimConfig
 from sim.expert import PerturbationConfig
-from sim.registry import make_simulator, sim_meta
+from sim.registry import SimSpec
 
 
 @dataclass(frozen=True)
@@ -25,7 +22,9 @@ class RecordConfig:
     """A set of recorded expert drives.
 
     Attributes:
-        sim: simulator backend ("embedded"; "carla" with the carla extra and a running server).
+        sim: the simulator backend and its settings (`sim.registry.SimSpec`): `sim: embedded`, or
+            `sim: {backend: carla, host: ..., port: ...}` (the carla extra and a running server); its
+            track and condition are set per episode.
         tracks: tracks to cycle through (embedded presets or "seed-<n>"; with CARLA also towns such as
             "Town01" or .xodr files, see `CarlaConfig.track`).
         conditions: conditions to cycle through.
@@ -34,11 +33,9 @@ class RecordConfig:
         seed: seed of episode 0; episode i uses seed + i.
         perturb: add recovery perturbations to the executed command (the label stays the expert's).
         perturbation: pulse ranges of the recovery perturbations.
-        embedded: embedded-simulator settings (its track and condition are set per episode).
-        carla: CARLA settings (server, vehicle, camera; track and condition are set per episode).
     """
 
-    sim: str = "embedded"
+    sim: SimSpec = field(default_factory=SimSpec)
     tracks: list[str] = field(default_factory=lambda: ["country"])
     conditions: list[str] = field(default_factory=lambda: ["summer"])
     episodes: int = 4
@@ -46,8 +43,6 @@ class RecordConfig:
     seed: int = 0
     perturb: bool = True
     perturbation: PerturbationConfig = field(default_factory=PerturbationConfig)
-    embedded: EmbeddedSimConfig = field(default_factory=EmbeddedSimConfig)
-    carla: CarlaConfig = field(default_factory=CarlaConfig)
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -56,15 +51,12 @@ class RecordConfig:
             raise ValueError(f"minutes must be > 0, got {self.minutes}")
         if not self.tracks or not self.conditions:
             raise ValueError("tracks and conditions must each name at least one")
-        if self.sim not in ("embedded", "carla"):
-            raise ValueError(f"sim must be 'embedded' or 'carla', got {self.sim!r}")
         for track in self.tracks:  # fail now, not after hours of driving
-            self.sim_config(track, self.conditions[0])
+            self.episode_sim(track, self.conditions[0])
 
-    def sim_config(self, track: str, condition: str) -> EmbeddedSimConfig | CarlaConfig:
-        """The active backend's config (`embedded` or `carla`) for one episode's track and condition."""
-        base = self.carla if self.sim == "carla" else self.embedded
-        return dataclasses.replace(base, track=track, condition=condition)
+    def episode_sim(self, track: str, condition: str) -> SimSpec:
+        """The simulator (backend and settings) of one episode's track and condition."""
+        return self.sim.replace(track=track, condition=condition)
 
     def episode_plan(self) -> list[tuple[int, str, str, int]]:
         """(index, track, condition, seed) of every episode.
@@ -107,7 +99,7 @@ def record(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "record.yaml")
-    dt_s = config.sim_config(config.tracks[0], config.conditions[0]).dt_ctrl_s
+    dt_s = config.episode_sim(config.tracks[0], config.conditions[0]).config.dt_ctrl_s
     steps_per_episode = int(round(config.minutes * 60.0 / config.episodes / dt_s))
     plan = config.episode_plan()
     bar = _progress_bar(len(plan) * steps_per_episode, progress)
@@ -129,12 +121,11 @@ def record(
                         f"{path} is an incomplete episode (interrupted?); delete it to re-record"
                     )
                 shutil.rmtree(path)
-            sim_config = config.sim_config(track, condition)
+            episode_sim = config.episode_sim(track, condition)
             driver = ExpertActor(config.perturbation if config.perturb else None)
-            extra = {"driver": "expert", "perturb": config.perturb}
-            meta = sim_meta(config.sim, sim_config, seed, extra=extra)
+            meta = episode_sim.meta(seed, extra={"driver": "expert", "perturb": config.perturb})
             bar.set_postfix_str(f"{track}/{condition} seed {seed}")
-            with make_simulator(config.sim, sim_config) as sim:
+            with episode_sim.build() as sim:
                 run_episode(
                     sim,
                     driver,

@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from drive.closed_loop.onboard_drive import drive_onboard
+    from sim.perturbations import gaussian_spec
 
     result = drive_onboard(
         args.model,
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         condition=args.condition,
         laps=args.laps,
         seed=args.seed,
-        noise_variance=args.noise,
+        perturbations=gaussian_spec(args.noise),
         deadline_s=None if args.deadline_ms is None else args.deadline_ms / 1e3,
         threads=args.threads,
         max_time_s=args.max_minutes * 60.0,

@@ -10,7 +10,7 @@ from drive.commands._options import add_config_options, cli_overrides, comma_lis
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("record", help="record expert drives with recovery perturbations")
     p.add_argument("--out", required=True, help="output directory (episodes go in episode-NNNN/)")
-    p.add_argument("--sim", choices=["embedded", "carla"], default=None, help="simulator backend (embedded)")
+    p.add_argument("--sim", default=None, help="simulator backend: embedded (default), carla, or any registered")
     p.add_argument("--track", type=comma_list, default=None, help="track(s), comma-separated (country)")
     p.add_argument("--town", dest="track", type=comma_list, help="CARLA town(s), e.g. Town01 (= --track)")
     p.add_argument(
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = cli_overrides(
         {
-            "sim": args.sim,
+            "sim.backend": args.sim,
             "tracks": args.track,
             "conditions": args.condition,
             "minutes": args.minutes,

@@ -141,14 +141,13 @@ def run_job(
     import torch
 
     from drive.closed_loop.loop import EpisodeLimits, run_episode
-    from sim.registry import make_simulator, sim_meta
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # identical numerics in a worker and in the serial path
     started = time.perf_counter()
     try:
         out = Path(out_dir)
-        sim_config = config.sim_config(spec.condition)
+        episode_sim = config.episode_sim(spec.condition)
         keep = config.video_frames if spec.video else 0
         window = config.saliency_frames
         if config.record:
@@ -156,19 +155,9 @@ def run_job(
         elif spec.video:
             window = max(window, keep)
         driver = build_driver(config, spec, window, keep)
-        context = {
-            "noise_variance": spec.noise_variance,
-            "policy": spec.label,
-            "condition": spec.condition,
-            "seed": spec.seed,
-        }
-        sim = make_simulator(
-            config.sim,
-            sim_config,
-            safety=config.safety,
-            noise_variance=spec.noise_variance,
-            perturbations=config.perturbations,
-            safety_context=context,
+        context = {"policy": spec.label, "condition": spec.condition, "seed": spec.seed}
+        sim = episode_sim.build(
+            safety=config.safety, perturbations=config.episode_perturbations(spec), safety_context=context
         )
         limits = EpisodeLimits(
             max_steps=config.max_steps,
@@ -176,9 +165,7 @@ def run_job(
             laps=config.laps,
         )
         record_to = out / "episodes" / spec.episode_id if config.record else None
-        meta = sim_meta(
-            config.sim,
-            sim_config,
+        meta = episode_sim.meta(
             spec.seed,
             extra={"driver": spec.label, "policy": spec.policy, "noise_variance": spec.noise_variance},
         )
@@ -191,7 +178,6 @@ def run_job(
                 limits=limits,
                 record_to=record_to,
                 meta=meta,
-                noise_variance=spec.noise_variance,
                 on_step=progress,
             )
         progress.flush()

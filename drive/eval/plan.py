@@ -9,11 +9,12 @@ and the noise wrapper draw everything from the episode seed, so models are compa
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
-from sim.carla.config import CarlaConfig, track_kind
-from sim.embedded.simulator import EmbeddedSimConfig
+from sim.carla.config import track_kind
+from sim.perturbations import gaussian_spec
+from sim.registry import SimSpec
 from sim.safety_driver import SafetyDriverConfig
 
 if TYPE_CHECKING:
@@ -34,7 +35,11 @@ class EvalConfig:
     Attributes:
         policies: checkpoint paths, or "expert" for the built-in reference driver.
         noise: Gaussian image-noise variances σ² on the [0, 1] image (the paper: 0, 0.1, 0.2, 0.3).
-        sim: simulator backend: "embedded", or "carla" (the carla extra and a running server).
+        noise_space: where the noise goes (`sim.perturbations.GaussianNoise`): "pixel" (the [0, 1]
+            camera image, the paper) or "standardized" (the policy's standardised input).
+        sim: the simulator backend and its settings (`sim.registry.SimSpec`): `sim: embedded`, or
+            `sim: {backend: carla, port: 2000, ...}` (the carla extra and a running server); its track
+            is `track`, its condition is set per episode.
         conditions: conditions (summer, winter, rain, night, dusk).
         seeds: episode seeds (start position, scenery, noise stream); mean ± sd are over these.
         laps: laps per episode; None: no lap limit (then `max_steps` or `max_time_s` ends it).
@@ -53,16 +58,15 @@ class EvalConfig:
             cannot compress noise: ~1.5 MB per second).
         video_s: length of each video, simulation seconds from the episode start.
         record: write every episode as a recording (frames, telemetry, hidden state, saliency).
-        perturbations: further camera perturbations by name (`sim.perturbations.wrap`), on top of the
+        perturbations: further camera perturbations by name (`sim.perturbations.wrap`), outside the
             Gaussian noise, e.g. `[{"name": "blur", "sigma_px": 1.5}]`.
         safety: the safety driver's triggers and response.
-        embedded: embedded-simulator settings (its track is `track`; the condition is set per episode).
-        carla: CARLA settings (server, vehicle, camera; its track is `track`, the condition per episode).
     """
 
-    sim: str = "embedded"
+    sim: SimSpec = field(default_factory=SimSpec)
     policies: list[str] = field(default_factory=list)
     noise: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3])
+    noise_space: Literal["pixel", "standardized"] = "pixel"
     conditions: list[str] = field(default_factory=lambda: ["summer"])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     laps: int | None = 2
@@ -77,8 +81,6 @@ class EvalConfig:
     record: bool = False
     perturbations: list[dict[str, Any]] = field(default_factory=list)
     safety: SafetyDriverConfig = field(default_factory=SafetyDriverConfig)
-    embedded: EmbeddedSimConfig = field(default_factory=EmbeddedSimConfig)
-    carla: CarlaConfig = field(default_factory=CarlaConfig)
 
     def __post_init__(self) -> None:
         if not self.policies:
@@ -99,11 +101,9 @@ class EvalConfig:
             raise ValueError(f"max_steps must be ≥ 1 or None, got {self.max_steps}")
         if self.max_time_s is not None and not self.max_time_s > 0:
             raise ValueError(f"max_time_s must be > 0 or None, got {self.max_time_s}")
-        if self.sim not in ("embedded", "carla"):
-            raise ValueError(f"sim must be 'embedded' or 'carla', got {self.sim!r}")
         if self.workers < 1:
             raise ValueError(f"workers must be ≥ 1, got {self.workers}")
-        if self.sim == "carla" and self.workers != 1:
+        if self.sim.backend == "carla" and self.workers != 1:
             raise ValueError(
                 f"workers must be 1 with sim 'carla' (one client ticks the server in synchronous mode), "
                 f"got {self.workers}"
@@ -114,24 +114,27 @@ class EvalConfig:
             raise ValueError(f"videos must be ≥ 0 and video_s > 0, got {self.videos}, {self.video_s}")
         # Fail now, not in a worker: every condition and the track must build a simulator config.
         for condition in self.conditions:
-            self.sim_config(condition)
-        # The saved config says what ran: the evaluation track and the first condition, in the active
-        # backend's section (`embedded` or `carla`, named like `sim`).
-        object.__setattr__(self, self.sim, self.sim_config(self.conditions[0]))
+            self.episode_sim(condition)
+        # The saved config says what ran: the evaluation track and the first condition.
+        object.__setattr__(self, "sim", self.episode_sim(self.conditions[0]))
 
-    def sim_config(self, condition: str) -> EmbeddedSimConfig | CarlaConfig:
-        """The active backend's config (`embedded` or `carla`) on `track` in `condition`."""
-        base = self.carla if self.sim == "carla" else self.embedded
-        return replace(base, track=self.track, condition=condition)
+    def episode_sim(self, condition: str) -> SimSpec:
+        """The simulator (backend and settings) on `track` in `condition`."""
+        return self.sim.replace(track=self.track, condition=condition)
+
+    def episode_perturbations(self, spec: EpisodeSpec) -> list[dict[str, Any]]:
+        """Every perturbation of episode `spec`, innermost first: its noise level as a Gaussian noise
+        spec (none at σ² = 0), then `perturbations` (the one place noise levels become wrappers)."""
+        return [*gaussian_spec(spec.noise_variance, self.noise_space), *self.perturbations]
 
     @property
     def control_period_s(self) -> float:
-        return float(self.sim_config(self.conditions[0]).dt_ctrl_s)
+        return float(self.sim.config.dt_ctrl_s)
 
     @property
     def target_speed_mps(self) -> float:
         """The simulator's speed set-point, m/s."""
-        return float(self.sim_config(self.conditions[0]).target_speed_mps)
+        return float(self.sim.config.target_speed_mps)
 
     @property
     def video_frames(self) -> int:

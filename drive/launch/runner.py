@@ -278,6 +278,7 @@ class Launch:
 
     def _stage_onboard(self) -> dict[str, Any]:
         from drive.closed_loop.onboard_drive import drive_onboard
+        from sim.perturbations import gaussian_spec
 
         out = self.out / "onboard"
         if self._done(out / "metrics.json"):
@@ -292,7 +293,7 @@ class Launch:
                 condition=eval_config.conditions[0],
                 laps=cfg.laps,
                 seed=cfg.seed,
-                noise_variance=cfg.noise,
+                perturbations=gaussian_spec(cfg.noise),
                 max_time_s=cfg.max_time_s,
             )
             summaries[precision] = {

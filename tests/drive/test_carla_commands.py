@@ -78,7 +78,7 @@ def test_record_on_carla_end_to_end(fake_server, tmp_path):
     tel = first.telemetry
     assert np.all(np.abs(tel["lateral_offset_m"]) < 1.0) and not tel["intervention"].any()
     saved = load_config(RecordConfig, out / "record.yaml")
-    assert saved.sim == "carla" and saved.tracks == ["Town01", "oval"]
+    assert saved.sim.backend == "carla" and saved.tracks == ["Town01", "oval"]
     assert fake_server.world.settings.synchronous_mode is False  # restored after every episode
     assert all(not a.is_alive for a in fake_server.world.actors)
 
@@ -87,17 +87,26 @@ def test_record_on_carla_end_to_end(fake_server, tmp_path):
 def test_record_without_a_server_is_one_clear_line(tmp_path, capsys):
     port = _closed_port()
     args = ["record", "--sim", "carla", "--out", str(tmp_path / "r"), "--quiet"]
-    assert main([*args, "--set", f"carla.port={port}", "--set", "carla.timeout_s=1"]) == 2
+    assert main([*args, "--set", f"sim.port={port}", "--set", "sim.timeout_s=1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"no CARLA server at 127.0.0.1:{port}" in err
 
 
 def test_carla_launch_file_and_strict_carla_section():
     config = load_config(RecordConfig, "launch/carla_town01.yaml")
-    assert config.sim == "carla" and config.tracks == ["Town01"]
-    assert config.sim_config("Town01", "rain").condition == "rain"
-    with pytest.raises(ConfigError, match="carla.prot"):
-        load_config(RecordConfig, {"sim": "carla", "carla": {"prot": 2002}})
+    assert config.sim.backend == "carla" and config.tracks == ["Town01"]
+    assert config.sim.config.port == 2000 and config.sim.config.camera.width == 200
+    assert config.episode_sim("Town01", "rain").config.condition == "rain"
+    with pytest.raises(ConfigError, match="sim.prot"):
+        load_config(RecordConfig, {"sim": {"backend": "carla", "prot": 2002}})
+    with pytest.raises(ConfigError, match="sim.render"):  # an embedded key, not CARLA's
+        load_config(RecordConfig, {"sim": {"backend": "carla", "render": False}})
+    with pytest.raises(ConfigError, match="sim.backend.*'carl'"):
+        load_config(RecordConfig, {"sim": "carl"})
+    # `--set` over the shorthand expands it; over a mapping it keeps the other keys.
+    assert load_config(RecordConfig, {"sim": "carla"}, ["sim.port=2002"]).sim.config.port == 2002
+    over = load_config(RecordConfig, "launch/carla_town01.yaml", ["sim.port=2002"]).sim.config
+    assert (over.port, over.vehicle) == (2002, "vehicle.tesla.model3")
     with pytest.raises(ConfigError, match="neither a CARLA town"):
         load_config(RecordConfig, {"sim": "carla", "tracks": ["Townhall"]})
     with pytest.raises(ConfigError, match="unknown track 'Town01'"):

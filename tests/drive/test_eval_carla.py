@@ -39,7 +39,7 @@ def test_eval_on_carla_writes_the_report(fake_server, checkpoint, tmp_path, caps
     # An embedded track is built from its OpenDRIVE export; a town is the server's own map.
     assert ("OpenDriveMap" in fake_server.loads) is opendrive
     data = json.loads((out / "metrics.json").read_text())
-    assert data["config"]["sim"] == "carla" and data["config"]["carla"]["track"] == track
+    assert data["config"]["sim"]["backend"] == "carla" and data["config"]["sim"]["track"] == track
     assert [e["id"] for e in data["episodes"]] == [
         "ncp-ltc_summer_noise0_seed0",
         "ncp-ltc_summer_noise0.1_seed0",
@@ -51,7 +51,7 @@ def test_eval_on_carla_writes_the_report(fake_server, checkpoint, tmp_path, caps
     assert (out / "plots" / "trajectory_ncp-ltc.png").is_file() is opendrive
     assert ("plots/trajectory_ncp-ltc.png" in data["figures"]) is opendrive
     saved = load_config(EvalConfig, out / "eval.yaml")
-    assert saved.sim == "carla" and saved.carla.track == track and saved.carla.port == 2000
+    assert saved.sim.backend == "carla" and saved.sim.config.track == track and saved.sim.config.port == 2000
     assert fake_server.world.settings.synchronous_mode is False  # restored after every episode
     assert all(not a.is_alive for a in fake_server.world.actors)
 

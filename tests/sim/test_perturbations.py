@@ -15,9 +15,11 @@ from sim.perturbations import (
     Occlusion,
     SaltPepper,
     Shadows,
+    applied_noise_variance,
+    gaussian_spec,
     wrap,
 )
-from sim.types import Command
+from sim.types import INPUT_NOISE_SHAPE, Command
 from tests.sim.fakes import FakeSim
 
 
@@ -102,12 +104,82 @@ def test_other_perturbations_change_images_deterministically(cls, kwargs):
 
 
 def test_wrap_by_name_records_parameters():
-    sim = wrap(FakeSim(), [{"name": "gaussian_noise", "variance": 0.2}, {"name": "frame_delay", "frames": 1}])
+    sim = wrap(FakeSim(), [{"name": "gaussian", "variance": 0.2}, {"name": "frame_delay", "frames": 1}])
     assert [p["wrapper"] for p in sim.chain()] == ["FrameDelay", "GaussianNoise"]
-    assert sim.chain()[1]["variance"] == 0.2
+    assert sim.chain()[1] == {"wrapper": "GaussianNoise", "name": "gaussian", "variance": 0.2, "space": "pixel"}
     assert isinstance(sim.unwrapped, FakeSim)
-    with pytest.raises(ValueError, match="known"):
+    with pytest.raises(ValueError, match="unknown perturbation 'fog'"):
         wrap(FakeSim(), [{"name": "fog"}])
-    with pytest.raises(ValueError, match="blur"):
+    with pytest.raises(ValueError, match=r"perturbations\[0\] \(blur\): unknown parameter 'radius'"):
         wrap(FakeSim(), [{"name": "blur", "radius": 3}])
-    assert set(PERTURBATIONS) >= {"gaussian_noise", "shadows", "occlusion", "blur", "salt_pepper"}
+    with pytest.raises(ValueError, match="space must be"):
+        wrap(FakeSim(), [{"name": "gaussian", "variance": 0.1, "space": "latent"}])
+    assert set(PERTURBATIONS) >= {"gaussian", "shadows", "occlusion", "blur", "salt_pepper"}
+
+
+def test_a_chain_rebuilds_from_its_own_params_and_reports_its_noise():
+    specs = [*gaussian_spec(0.1), {"name": "blur", "sigma_px": 1.5}, *gaussian_spec(0.05, "standardized")]
+    sim = wrap(FakeSim(), specs)
+    # params() is the spec again: the chain (outermost first) rebuilds the same wrappers.
+    rebuilt = [{k: v for k, v in p.items() if k != "wrapper"} for p in reversed(sim.chain())]
+    assert rebuilt == specs
+    assert applied_noise_variance(sim) == pytest.approx(0.15)
+    assert applied_noise_variance(FakeSim()) == 0.0 and gaussian_spec(0.0) == []
+
+
+def _old_pixel_noise(image: np.ndarray, seed: int, frame: int, variance: float) -> np.ndarray:
+    """The pixel-space noise as it was before `space` existed (salt 1 of GaussianNoise)."""
+    rng = np.random.default_rng((seed, 1, frame))
+    noise = rng.standard_normal(image.shape, dtype=np.float32) * np.float32(np.sqrt(variance) * 255.0)
+    return np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+
+
+def test_pixel_space_is_bit_identical_to_the_old_noise():
+    clean = _frames(FakeSim(), 4, seed=7)
+    noisy = _frames(GaussianNoise(FakeSim(), 0.2, space="pixel"), 4, seed=7)
+    for frame, (c, n) in enumerate(zip(clean, noisy)):
+        np.testing.assert_array_equal(n, _old_pixel_noise(c, 7, frame, 0.2))
+
+
+def _input_noise(sim, n: int, seed: int, curvature: float = 0.0) -> list[np.ndarray]:
+    obs, _ = sim.reset(seed=seed)
+    out = [obs]
+    for _ in range(n - 1):
+        obs, _ = sim.step(Command(curvature))
+        out.append(obs)
+    return out
+
+
+def test_standardized_noise_leaves_the_image_and_has_the_variance_asked_for():
+    variance = 0.2
+    clean = _input_noise(FakeSim(), 3, seed=4)
+    noisy = _input_noise(GaussianNoise(FakeSim(), variance, space="standardized"), 3, seed=4)
+    assert all(o.input_noise is None for o in clean)
+    draws = []
+    for c, n in zip(clean, noisy):
+        np.testing.assert_array_equal(n.image, c.image)  # the camera image is untouched
+        assert n.input_noise.shape == INPUT_NOISE_SHAPE == (78, 200, 3)
+        assert n.input_noise.dtype == np.float32
+        draws.append(n.input_noise.astype(np.float64).ravel())
+    x = np.concatenate(draws)  # 140 400 i.i.d. draws
+    # Sampling tolerances: sd(mean) = σ/√n ≈ 1.2e-3, sd(var) = σ²·√(2/n) ≈ 7.5e-4; 5 sd each.
+    assert abs(x.mean()) < 5 * np.sqrt(variance / x.size)
+    assert abs(x.var() - variance) < 5 * variance * np.sqrt(2 / x.size)
+    assert not np.array_equal(noisy[1].input_noise, noisy[2].input_noise)  # fresh noise per frame
+
+
+def test_standardized_noise_depends_on_seed_and_frame_only():
+    a = _input_noise(GaussianNoise(FakeSim(), 0.1, space="standardized"), 4, seed=1)
+    b = _input_noise(GaussianNoise(FakeSim(), 0.1, space="standardized"), 4, seed=1, curvature=0.05)
+    c = _input_noise(GaussianNoise(FakeSim(), 0.1, space="standardized"), 4, seed=2)
+    assert all(np.array_equal(x.input_noise, y.input_noise) for x, y in zip(a, b))
+    assert not np.array_equal(a[1].input_noise, c[1].input_noise)
+    # Outer image perturbations keep the noise of an inner standardized one.
+    blurred = _input_noise(Blur(GaussianNoise(FakeSim(), 0.1, space="standardized"), 1.0), 4, seed=1)
+    assert all(np.array_equal(x.input_noise, y.input_noise) for x, y in zip(a, blurred))
+
+
+def test_input_noise_shape_is_the_network_input():
+    from perception.preprocess import NCP_INPUT_HEIGHT, NCP_INPUT_WIDTH
+
+    assert INPUT_NOISE_SHAPE == (NCP_INPUT_HEIGHT, NCP_INPUT_WIDTH, 3)
