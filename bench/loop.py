@@ -30,7 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from drive.closed_loop.drivers import ExpertActor, PolicyRunner  # noqa: E402
+from drive.closed_loop.drivers import ExpertDriver, PolicyRunner  # noqa: E402
 from drive.closed_loop.loop import EpisodeLimits, run_episode  # noqa: E402
 from sim.embedded.simulator import EmbeddedSimConfig  # noqa: E402
 from sim.perturbations import gaussian_spec  # noqa: E402
@@ -47,14 +47,16 @@ def stage_rate(stage: str, policy_name: str, steps: int, track: str, seed: int, 
 
     config = EmbeddedSimConfig(track=track)
     if stage == "sim":
-        driver = ExpertActor()
+        driver = ExpertDriver()
     else:
         torch.manual_seed(0)
         driver = PolicyRunner(
             build_policy(policy_name), saliency="visual_backprop" if stage == "+saliency" else None
         )
     record_to = tmp / f"{stage}-{seed}-{time.monotonic_ns()}" if stage in ("+record", "+saliency") else None
-    with make_simulator("embedded", config, safety=SafetyDriverConfig(), perturbations=gaussian_spec(0.1)) as sim:
+    with make_simulator(
+        "embedded", config, safety=SafetyDriverConfig(), perturbations=gaussian_spec(0.1)
+    ) as sim:
         start = time.perf_counter()
         run_episode(
             sim,

@@ -43,6 +43,7 @@ class Dispatched:
     entry of a registry, and the remaining keys are strictly loaded into that entry's dataclass.
     Subclasses implement `registry_config` (tag -> dataclass, a ConfigError for an unknown tag) and
     `from_tagged` (build the field from the tag and the loaded dataclass), and `to_config` for saving.
+    A mapping without the tag takes the subclass's default tag (a dataclass field named `tag_key`).
     `load_config` overrides such as `sim.port=2002` expand the shorthand first.
     """
 
@@ -63,6 +64,15 @@ class Dispatched:
         raise NotImplementedError
 
     @classmethod
+    def _default_tag(cls) -> Any:
+        """The tag field's default when the data leaves it out (`sim: {render: false}`), else None."""
+        if dataclasses.is_dataclass(cls):
+            for f in dataclasses.fields(cls):
+                if f.name == cls.tag_key and f.default is not dataclasses.MISSING:
+                    return f.default
+        return None
+
+    @classmethod
     def from_config(cls, value: Any, key: str) -> Any:
         """Strictly load `value` (a tag string, or a mapping with the tag) found at dotted `key`."""
         if isinstance(value, cls):
@@ -72,11 +82,12 @@ class Dispatched:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a {cls.tag_key} name or a mapping, got {value!r}")
         rest = dict(value)
-        tag = rest.pop(cls.tag_key, None)
+        tag = rest.pop(cls.tag_key, cls._default_tag())
+        prefix = f"{key}." if key else ""
         if not isinstance(tag, str):
-            raise ConfigError(f"missing config key '{key}.{cls.tag_key}' (a name, got {tag!r})")
-        config_cls = cls.registry_config(tag, f"{key}.{cls.tag_key}")
-        return cls.from_tagged(tag, from_dict(config_cls, rest, f"{key}."))
+            raise ConfigError(f"missing config key '{prefix}{cls.tag_key}' (a name, got {tag!r})")
+        config_cls = cls.registry_config(tag, f"{prefix}{cls.tag_key}")
+        return cls.from_tagged(tag, from_dict(config_cls, rest, prefix))
 
 
 def load_config(
@@ -110,6 +121,8 @@ def load_config(
 
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Strictly convert a nested dict into dataclass `cls` (unknown keys and wrong types are errors)."""
+    if issubclass(cls, Dispatched):  # e.g. loading a `sim:` section on its own
+        return cls.from_config(data, prefix.rstrip("."))
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}

@@ -1,4 +1,6 @@
-"""The expert driver (pure pursuit on the lane centre) and the recovery perturbation used when recording.
+"""The simulators' expert (`PurePursuitExpert`: pure pursuit on the lane centre, the source of
+`info["expert_curvature_1pm"]`) and the recovery perturbation used when recording. The closed-loop
+driver that follows that label is `drive.closed_loop.drivers.ExpertDriver`.
 
 Recording recovery data (CILRS/Roach convention, see REFERENCE.md): the vehicle executes
 `expert + perturbation` while the label saved is the expert's command alone, so the recording holds
@@ -37,8 +39,9 @@ class ExpertConfig:
             raise ValueError(f"ExpertConfig.lookahead_time_s must be >= 0, got {self.lookahead_time_s}")
 
 
-class ExpertDriver:
-    """Pure pursuit from the rear axle to the lane centre `L_d = max(min, v·t)` ahead along the road.
+class PurePursuitExpert:
+    """The privileged expert every backend runs to label its frames: pure pursuit from the rear axle
+    to the lane centre `L_d = max(min, v·t)` ahead along the road.
 
     κ = 2·sin(α)/d, where α is the bearing of the target point from the vehicle's heading and d its
     distance; on a circle with the vehicle on it this is exactly the circle's curvature.

@@ -294,7 +294,9 @@ def wrap(sim: Simulator, specs: list[dict[str, Any]]) -> Simulator:
         name = spec.pop("name", None)
         cls = PERTURBATIONS.get(name)
         if cls is None:
-            raise ConfigError(f"perturbations[{i}]: unknown perturbation {name!r}; known: {sorted(PERTURBATIONS)}")
+            raise ConfigError(
+                f"perturbations[{i}]: unknown perturbation {name!r}; known: {sorted(PERTURBATIONS)}"
+            )
         valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "sim")]
         unknown = sorted(set(spec) - set(valid))
         if unknown:
@@ -306,6 +308,11 @@ def wrap(sim: Simulator, specs: list[dict[str, Any]]) -> Simulator:
         except (TypeError, ValueError) as err:
             raise ConfigError(f"perturbations[{i}] ({name}): {err}") from None
     return sim
+
+
+def check_specs(specs: list[dict[str, Any]]) -> None:
+    """Raise the ConfigError `wrap` would for `specs`, without a simulator (configs check early)."""
+    wrap(None, specs)  # type: ignore[arg-type]  # the constructors only store the simulator
 
 
 def applied_noise_variance(sim: Simulator) -> float:

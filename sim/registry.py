@@ -63,7 +63,9 @@ def register_backend(name: str, config: type | str, factory: Any) -> None:
     BACKENDS[name] = Backend(name, config, factory)
 
 
-register_backend("embedded", "sim.embedded.simulator:EmbeddedSimConfig", "sim.embedded.simulator:EmbeddedSimulator")
+register_backend(
+    "embedded", "sim.embedded.simulator:EmbeddedSimConfig", "sim.embedded.simulator:EmbeddedSimulator"
+)
 register_backend("carla", "sim.carla.config:CarlaConfig", "sim.carla.simulator:CarlaSimulator")
 
 

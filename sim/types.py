@@ -68,7 +68,7 @@ INFO_KEYS = (
     "progress_m",  # distance travelled along the route since reset, m
     "on_road",  # bool: the whole width of the vehicle is on the paved road
     "collision",  # bool: a collision happened during the last step
-    "expert_curvature_1pm",  # the expert driver's curvature for the current state, 1/m
+    "expert_curvature_1pm",  # the pure-pursuit expert's curvature for the current state, 1/m
     "pose",  # Pose of the vehicle
 )
 """Privileged truth every backend puts in `info`; the policy never sees it."""

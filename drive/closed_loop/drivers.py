@@ -1,6 +1,7 @@
 """Drivers: what turns an observation into a curvature command in the closed loop.
 
-- `ExpertActor`: the simulator's privileged expert, plus recovery perturbations of the *executed*
+- `ExpertDriver`: follows the simulator's expert label (`info["expert_curvature_1pm"]`, computed by
+  `sim.expert.PurePursuitExpert`), plus recovery perturbations of the *executed*
   command (the label stays the expert's own command) — used to record training drives.
 - `PolicyRunner`: a trained `DrivingPolicy`; the only object that holds its recurrent state between
   frames (`reset()` zeroes it). Optionally computes VisualBackProp saliency per frame; adds the
@@ -30,7 +31,7 @@ class Driver(Protocol):
     def act(self, obs: Observation, info: dict[str, Any]) -> float: ...
 
 
-class ExpertActor:
+class ExpertDriver:
     """The expert's curvature from `info`, plus an optional recovery perturbation timed in sim time.
 
     Args:

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from drive.closed_loop.drivers import ExpertActor
+from drive.closed_loop.drivers import ExpertDriver
 from drive.closed_loop.loop import EpisodeLimits, run_episode
 from sim.conditions import CONDITIONS
 from sim.embedded.simulator import EmbeddedSimConfig, EmbeddedSimulator
@@ -29,7 +29,7 @@ def preview(track: str, out_dir: str | Path, *, seed: int = 0, seconds: float = 
     with EmbeddedSimulator(base) as sim:
         result = run_episode(
             sim,
-            ExpertActor(PerturbationConfig()),
+            ExpertDriver(PerturbationConfig()),
             seed=seed,
             limits=EpisodeLimits(max_time_s=seconds),
             keep_frames=True,

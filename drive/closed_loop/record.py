@@ -11,7 +11,7 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drive.closed_loop.drivers import ExpertActor
+from drive.closed_loop.drivers import ExpertDriver
 from drive.closed_loop.loop import EpisodeLimits, run_episode
 from sim.expert import PerturbationConfig
 from sim.registry import SimSpec
@@ -122,7 +122,7 @@ def record(
                     )
                 shutil.rmtree(path)
             episode_sim = config.episode_sim(track, condition)
-            driver = ExpertActor(config.perturbation if config.perturb else None)
+            driver = ExpertDriver(config.perturbation if config.perturb else None)
             meta = episode_sim.meta(seed, extra={"driver": "expert", "perturb": config.perturb})
             bar.set_postfix_str(f"{track}/{condition} seed {seed}")
             with episode_sim.build() as sim:

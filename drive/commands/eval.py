@@ -43,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=_ints, default=None, help="episode seeds, comma-separated (0,1,2)")
     p.add_argument("--laps", type=int, default=None, help="laps per episode (2)")
     p.add_argument("--max-steps", type=int, default=None, help="at most this many control steps per episode")
-    p.add_argument("--sim", default=None, help="simulator backend: embedded (default), carla, or any registered")
+    p.add_argument(
+        "--sim", default=None, help="simulator backend: embedded (default), carla, or any registered"
+    )
     p.add_argument("--track", default=None, help="held-out track (forest); with CARLA also a town (Town01)")
     p.add_argument("--workers", type=int, default=None, help="parallel worker processes (1)")
     p.add_argument(

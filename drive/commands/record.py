@@ -10,7 +10,9 @@ from drive.commands._options import add_config_options, cli_overrides, comma_lis
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("record", help="record expert drives with recovery perturbations")
     p.add_argument("--out", required=True, help="output directory (episodes go in episode-NNNN/)")
-    p.add_argument("--sim", default=None, help="simulator backend: embedded (default), carla, or any registered")
+    p.add_argument(
+        "--sim", default=None, help="simulator backend: embedded (default), carla, or any registered"
+    )
     p.add_argument("--track", type=comma_list, default=None, help="track(s), comma-separated (country)")
     p.add_argument("--town", dest="track", type=comma_list, help="CARLA town(s), e.g. Town01 (= --track)")
     p.add_argument(

@@ -69,7 +69,7 @@ class WindowedDriver:
     policy without recurrent state, the CNN, its last hidden layer; see `DrivingPolicy.inspect_step`).
 
     Args:
-        driver: an `ExpertActor` or `PolicyRunner`.
+        driver: an `ExpertDriver` or `PolicyRunner`.
         saliency_frames: steps with saliency (0: none).
         keep_frames: steps whose camera image is kept in `frames`.
     """
@@ -107,10 +107,10 @@ def build_driver(
     config: EvalConfig, spec: EpisodeSpec, saliency_frames: int, keep_frames: int
 ) -> WindowedDriver:
     """The driver of `spec`: the expert, or the checkpoint's policy in a `PolicyRunner`."""
-    from drive.closed_loop.drivers import ExpertActor, PolicyRunner
+    from drive.closed_loop.drivers import ExpertDriver, PolicyRunner
 
     if spec.policy == EXPERT:
-        return WindowedDriver(ExpertActor(None), 0, keep_frames)
+        return WindowedDriver(ExpertDriver(None), 0, keep_frames)
     stat = Path(spec.policy).stat()
     key = (str(Path(spec.policy).resolve()), stat.st_mtime_ns, stat.st_size)  # a rewritten file reloads
     policy = _POLICIES.get(key)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from sim.carla.config import track_kind
-from sim.perturbations import gaussian_spec
+from sim.perturbations import check_specs, gaussian_spec
 from sim.registry import SimSpec
 from sim.safety_driver import SafetyDriverConfig
 
@@ -108,6 +108,7 @@ class EvalConfig:
                 f"workers must be 1 with sim 'carla' (one client ticks the server in synchronous mode), "
                 f"got {self.workers}"
             )
+        check_specs(self.perturbations)  # an unknown name or parameter fails here, named
         if self.saliency_frames < 1:
             raise ValueError(f"saliency_frames must be ≥ 1, got {self.saliency_frames}")
         if self.videos < 0 or not self.video_s > 0:

@@ -1,6 +1,11 @@
 """`drive launch FILE.yaml`: a whole run named in one file — record → train → eval → export → onboard
 → report.
 
+Paths in a launch file (`out`, `train.config`, .xodr tracks) are relative to the launch file's folder, so
+`drive launch /abs/path/demo.yaml` runs the same from any directory (`launch/demo.yaml` says
+`out: ../out/demo` and `config: train_default.yaml`); `--out` on the command line is relative to the
+working directory.
+
 Each stage writes into `<out>/<stage>` and is skipped when its outputs exist (`--force` redoes it). An
 interrupted run picks up where it stopped: complete episodes are kept (the one in flight is re-recorded),
 training resumes from its last checkpoint, and finished stages are not repeated. Stage times are kept in
@@ -10,9 +15,10 @@ training resumes from its last checkpoint, and finished stages are not repeated.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +32,13 @@ class TrainStage:
     """Training of several policies on the recorded drives.
 
     Attributes:
-        config: base training YAML (`drive train --config`).
+        config: base training YAML (`drive train --config`), relative to the launch file's folder.
         policies: registry names to train, one run each (`<out>/train/<name>`).
         overrides: `key=value` overrides for every policy.
         per_policy: extra overrides by policy name.
     """
 
-    config: str = "launch/train_default.yaml"
+    config: str = "train_default.yaml"
     policies: list[str] = field(default_factory=lambda: ["ncp-ltc"])
     overrides: list[str] = field(default_factory=list)
     per_policy: dict[str, list[str]] = field(default_factory=dict)
@@ -87,7 +93,7 @@ class LaunchConfig:
 
     Attributes:
         name: the run's name (report title).
-        out: output directory (relative paths: to the working directory).
+        out: output directory (relative to the launch file's folder, see `load_launch`).
         stages: stages to run, in order (a subset of record, train, eval, export, onboard, report).
         record: expert drives to record (`drive record`).
         train: policies to train (`drive train`).
@@ -118,6 +124,39 @@ class LaunchConfig:
             )
         if "int8" in self.onboard.precisions and not self.export.int8:
             raise ValueError("onboard.precisions has int8 but export.int8 is false (nothing to drive)")
+
+
+def load_launch(path: str | Path, overrides: list[str] = (), out: str | Path | None = None) -> LaunchConfig:
+    """Load a launch file, its relative paths resolved against the file's folder.
+
+    Args:
+        path: the launch YAML.
+        overrides: `key=value` overrides; their paths count as written in the file.
+        out: the output directory from the command line (relative to the working directory), or None
+            for the file's `out`.
+    """
+    from common.strict_config import load_config
+
+    config = load_config(LaunchConfig, path, overrides)
+    config = relative_to(config, Path(path).parent)
+    return config if out is None else replace(config, out=str(out))
+
+
+def relative_to(config: LaunchConfig, base: str | Path) -> LaunchConfig:
+    """`config` with its relative paths (`out`, `train.config`, .xodr tracks) joined onto `base`."""
+
+    def join(p: str) -> str:
+        return p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p))
+
+    def join_xodr(track: str) -> str:
+        return join(track) if track.lower().endswith(".xodr") else track
+
+    record = replace(config.record, tracks=[join_xodr(t) for t in config.record.tracks])
+    eval_ = dict(config.eval)
+    if isinstance(eval_.get("track"), str):
+        eval_["track"] = join_xodr(eval_["track"])
+    train = replace(config.train, config=join(config.train.config))
+    return replace(config, out=join(config.out), record=record, train=train, eval=eval_)
 
 
 class Launch:

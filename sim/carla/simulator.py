@@ -38,7 +38,7 @@ from sim.carla.route import Route, closed_route
 from sim.carla.sensors import EventCollector, FrameQueue, bgra_to_rgb
 from sim.carla.weather import weather_for
 from sim.carla.world import Resources, SynchronousMode, prepare_world
-from sim.expert import ExpertDriver
+from sim.expert import PurePursuitExpert
 from sim.tracks.geometry import ProgressTracker, TrackLocator, on_road
 from sim.types import Command, EpisodeSeeds, Observation, Pose, checked_reset_options
 
@@ -89,7 +89,7 @@ class CarlaSimulator:
             raise
         self.track = self.route.track
         self.locator = TrackLocator(self.track)
-        self.expert = ExpertDriver(self.track, self.config.expert, self.locator)
+        self.expert = PurePursuitExpert(self.track, self.config.expert, self.locator)
 
     # -- Simulator protocol -------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ import numpy as np
 from sim.conditions import CONDITIONS
 from sim.embedded.camera import CameraConfig, Renderer
 from sim.embedded.vehicle import Vehicle, VehicleConfig
-from sim.expert import ExpertConfig, ExpertDriver
+from sim.expert import ExpertConfig, PurePursuitExpert
 from sim.tracks.geometry import ProgressTracker, TrackLocator, on_road
 from sim.tracks.track_gen import make_track, validate_track_name
 from sim.types import DT_CTRL_S, Command, EpisodeSeeds, Observation, checked_reset_options
@@ -45,7 +45,7 @@ class EmbeddedSimConfig:
         condition: weather/lighting, one of `sim.conditions.CONDITIONS`.
         camera: camera intrinsics and mounting (height, pitch, `forward_m` ahead of the rear axle).
         vehicle: vehicle geometry, actuators and speed controller.
-        expert: the expert driver's pure-pursuit parameters.
+        expert: the pure-pursuit expert's parameters (`sim.expert.PurePursuitExpert`).
         dt_ctrl_s: control period, s (20 Hz).
         physics_substeps: physics sub-steps per control step (4 × 12.5 ms at 20 Hz).
         target_speed_mps: default speed set-point, m/s. 8 m/s matches the CARLA runs; the NCP paper
@@ -107,7 +107,7 @@ class EmbeddedSimulator:
         cfg = self.config
         self.track = make_track(cfg.track)
         self.locator = TrackLocator(self.track)
-        self.expert = ExpertDriver(self.track, cfg.expert, self.locator)
+        self.expert = PurePursuitExpert(self.track, cfg.expert, self.locator)
         self.vehicle = Vehicle(cfg.vehicle, cfg.dt_ctrl_s / cfg.physics_substeps)
         self._renderer: Renderer | None = None
         self._black = np.zeros((cfg.camera.height, cfg.camera.width, 3), np.uint8)

@@ -1,7 +1,7 @@
 """A closed track: the centre line of one driving lane, sampled densely, with its geometry.
 
 The embedded simulator's track generator (`sim/tracks/track_gen.py`) builds these from a seed or a preset; the
-renderer, the vehicle's privileged info and the expert driver all read this one representation.
+renderer, the vehicle's privileged info and the pure-pursuit expert all read this one representation.
 """
 
 from __future__ import annotations

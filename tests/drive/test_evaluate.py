@@ -66,11 +66,37 @@ def test_plan_covers_the_matrix_and_picks_video_episodes():
         (["policies=[expert]", "laps=null"], "needs an end"),
         (["policies=[expert]", "safety.max_offset_m=-1"], "max_offset_m must be > 0"),
         (["policies=[expert]", "lap=2"], "unknown config key 'lap'"),
+        (["policies=[expert]", "sim.fov_deg=70"], "unknown config key 'sim.fov_deg'"),
+        (["policies=[expert]", "sim=carl"], "sim.backend: unknown simulator backend 'carl'"),
+        (["policies=[expert]", "noise_space=latent"], "noise_space"),
+        (["policies=[expert]", 'perturbations=[{"name": "fog"}]'], "unknown perturbation 'fog'"),
+        (["policies=[expert]", 'perturbations=[{"name": "blur", "sigma": 1}]'], "unknown parameter 'sigma'"),
     ],
 )
 def test_bad_configs_are_errors_naming_the_problem(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(EvalConfig, None, overrides)
+
+
+def test_noise_levels_become_gaussian_specs_in_one_place_and_the_rows_read_the_chain(tmp_path):
+    blur = {"name": "blur", "sigma_px": 1.0}
+    config = load_config(
+        EvalConfig,
+        {"policies": ["expert"], "noise": [0.0, 0.2], "seeds": [0], "max_steps": 5, "perturbations": [blur]},
+        ["noise_space=standardized", "track=oval"],
+    )
+    clean, noisy = plan_episodes(config, ["expert"])
+    assert config.episode_perturbations(clean) == [blur]
+    gaussian = {"name": "gaussian", "variance": 0.2, "space": "standardized"}
+    assert config.episode_perturbations(noisy) == [gaussian, blur]
+    outcomes = run_episodes(config, tmp_path, progress=False, specs=[noisy])
+    record = dataclasses.replace(config, record=True)
+    run_episodes(record, tmp_path / "rec", progress=False, specs=[noisy])
+    from recordings.reader import Recording
+
+    rec = Recording(tmp_path / "rec" / "episodes" / noisy.episode_id)
+    assert np.all(rec.telemetry["noise_variance"] == np.float32(0.2))  # filled from the wrapper chain
+    assert outcomes[0].metrics["frames"] == 6
 
 
 def _quick(checkpoints, **changes):

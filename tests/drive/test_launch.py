@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from pathlib import Path
 
 import pytest
 import yaml
 
 from common.strict_config import ConfigError, load_config
 from drive.cli import main
-from drive.launch.runner import LaunchConfig
+from drive.launch.runner import LaunchConfig, load_launch
 
 TINY = {
     "name": "tiny",
     "record": {"tracks": ["oval"], "conditions": ["summer", "night"], "episodes": 2, "minutes": 0.2},
     "train": {
-        "config": "launch/train_default.yaml",
+        "config": "train_default.yaml",  # beside the launch file (the fixture copies it there)
         "policies": ["ncp-ltc", "cnn"],
         "overrides": ["epochs=1", "batch=2", "data.window=4", "data.stride=4", "log_interval=1"],
     },
@@ -32,12 +35,29 @@ TINY = {
 }
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory):
+    # Run from another directory: the file's relative paths (`out`, `train.config`) are relative to
+    # the file's folder, not to the working directory.
     root = tmp_path_factory.mktemp("launch")
-    path = root / "tiny.yaml"
-    path.write_text(yaml.safe_dump({**TINY, "out": str(root / "out")}))
-    assert main(["launch", str(path), "--quiet"]) == 0
+    (root / "files").mkdir()
+    elsewhere = root / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(REPO / "launch" / "train_default.yaml", root / "files" / "train_default.yaml")
+    path = root / "files" / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "out": "../out"}))
+    cwd = os.getcwd()
+    os.chdir(elsewhere)
+    try:
+        assert main(["launch", str(path), "--quiet"]) == 0
+    finally:
+        os.chdir(cwd)
+    assert list(elsewhere.iterdir()) == []  # nothing landed in the working directory
+    saved = load_config(LaunchConfig, root / "out" / "launch.yaml")
+    assert saved.out == str(root / "out") and saved.train.config == str(root / "files" / "train_default.yaml")
     return path, root / "out"
 
 
@@ -104,7 +124,7 @@ def test_report_reads_an_onboard_result_written_before_precisions(launched):
     try:
         old_layout = {k: v for k, v in json.loads(current)["fp32"].items() if k != "model"}
         onboard.write_text(json.dumps(old_layout))
-        report = write_launch_report(Launch(load_config(LaunchConfig, path))).read_text()
+        report = write_launch_report(Launch(load_launch(path))).read_text()
         assert "- fp32 (`model.onnx`):" in report and "int8 (`model.int8.onnx`)" not in report
     finally:
         onboard.write_text(current)
@@ -123,8 +143,28 @@ def test_bad_launch_files_name_the_key(tmp_path):
         load_config(LaunchConfig, {"export": {"int8": False}, "onboard": {"precisions": ["int8"]}})
 
 
+def test_launch_paths_are_relative_to_the_file_and_out_to_the_working_directory(tmp_path, monkeypatch):
+    folder = tmp_path / "a" / "b"
+    folder.mkdir(parents=True)
+    path = folder / "run.yaml"
+    data = {"out": "../runs/x", "train": {"config": "t.yaml"}, "record": {"tracks": ["oval"]}}
+    path.write_text(yaml.safe_dump({**data, "eval": {"track": "maps/town.xodr"}}))
+    monkeypatch.chdir(tmp_path)
+    config = load_launch(path)
+    assert Path(config.out) == tmp_path / "a" / "runs" / "x"
+    assert Path(config.train.config) == folder / "t.yaml"
+    assert Path(config.eval["track"]) == folder / "maps" / "town.xodr"
+    assert config.record.tracks == ["oval"]  # a track name is not a path
+    assert load_launch(path, out="here").out == "here"  # --out: the working directory's
+    assert load_launch(path, ["out=/abs/o"]).out == "/abs/o"
+    # `make demo` (from the repository root) still writes to out/demo.
+    monkeypatch.chdir(REPO)
+    demo = load_launch("launch/demo.yaml")
+    assert (demo.out, demo.train.config) == ("out/demo", "launch/train_default.yaml")
+
+
 def test_demo_launch_file_loads():
-    config = load_config(LaunchConfig, "launch/demo.yaml")
+    config = load_launch(REPO / "launch" / "demo.yaml")
     assert (
         config.train.policies == ["ncp-ltc", "ncp-cfc", "lstm", "cnn"]
         and config.eval["track"] not in config.record.tracks

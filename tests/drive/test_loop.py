@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from drive.closed_loop.drivers import ExpertActor, PolicyRunner
+from drive.closed_loop.drivers import ExpertDriver, PolicyRunner
 from drive.closed_loop.loop import EpisodeLimits, run_episode
 from sim.embedded.simulator import EmbeddedSimConfig
 from sim.embedded.vehicle import VehicleConfig
@@ -171,8 +171,10 @@ def test_with_a_cooldown_the_expert_drives_after_each_teleport():
 
 def test_expert_drives_a_lap_with_noise_without_interventions():
     config = EmbeddedSimConfig(track=TRACK, condition="winter")
-    with make_simulator("embedded", config, safety=SafetyDriverConfig(), perturbations=gaussian_spec(0.3)) as sim:
-        result = run_episode(sim, ExpertActor(), seed=1, limits=EpisodeLimits(laps=1, max_time_s=200.0))
+    with make_simulator(
+        "embedded", config, safety=SafetyDriverConfig(), perturbations=gaussian_spec(0.3)
+    ) as sim:
+        result = run_episode(sim, ExpertDriver(), seed=1, limits=EpisodeLimits(laps=1, max_time_s=200.0))
     m = result.metrics
     assert m["interventions"] == 0 and result.interventions == []
     assert m["laps"] == 1 and m["autonomy_pct"] == 100.0
@@ -192,7 +194,9 @@ def test_same_seed_same_drive_and_different_seed_different_start():
     config = EmbeddedSimConfig(track=TRACK)
     runs = []
     for seed in (5, 5, 6):
-        with make_simulator("embedded", config, safety=SafetyDriverConfig(), perturbations=gaussian_spec(0.1)) as sim:
+        with make_simulator(
+            "embedded", config, safety=SafetyDriverConfig(), perturbations=gaussian_spec(0.1)
+        ) as sim:
             runner = PolicyRunner(_small_policy(), saliency="visual_backprop")
             runs.append(run_episode(sim, runner, seed=seed, limits=EpisodeLimits(max_steps=40)))
     a, b, c = runs
@@ -209,7 +213,9 @@ def test_policy_drive_is_recorded_with_hidden_state_and_saliency(tmp_path):
     from recordings.reader import Recording
 
     config = EmbeddedSimConfig(track=TRACK)
-    with make_simulator("embedded", config, safety=SafetyDriverConfig(), perturbations=gaussian_spec(0.2)) as sim:
+    with make_simulator(
+        "embedded", config, safety=SafetyDriverConfig(), perturbations=gaussian_spec(0.2)
+    ) as sim:
         runner = PolicyRunner(_small_policy(), saliency="visual_backprop")
         result = run_episode(
             sim,

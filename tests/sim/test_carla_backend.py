@@ -207,7 +207,7 @@ def test_teleport_on_intervention_puts_the_car_back_on_the_lane(server):
 
 
 def test_closed_loop_expert_episode_is_recorded(server, tmp_path):
-    from drive.closed_loop.drivers import ExpertActor
+    from drive.closed_loop.drivers import ExpertDriver
     from drive.closed_loop.loop import EpisodeLimits, run_episode
     from recordings.reader import Recording
     from sim.expert import PerturbationConfig
@@ -218,7 +218,7 @@ def test_closed_loop_expert_episode_is_recorded(server, tmp_path):
         assert sim.unwrapped.track.length_m == pytest.approx(make_track("forest").length_m, abs=0.01)
         result = run_episode(
             sim,
-            ExpertActor(PerturbationConfig()),
+            ExpertDriver(PerturbationConfig()),
             seed=2,
             limits=EpisodeLimits(max_steps=200),
             record_to=tmp_path / "ep",

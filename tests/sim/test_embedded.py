@@ -11,7 +11,7 @@ import pytest
 from sim.conditions import CONDITIONS
 from sim.embedded.camera import CameraConfig
 from sim.embedded.simulator import EmbeddedSimConfig, EmbeddedSimulator
-from sim.expert import ExpertDriver, RecoveryPerturbation
+from sim.expert import PurePursuitExpert, RecoveryPerturbation
 from sim.tracks.track_gen import list_tracks, make_track
 from sim.types import DT_CTRL_S, INFO_KEYS, RESET_OPTIONS, Command, Observation, Pose, Simulator
 
@@ -76,7 +76,7 @@ def test_info_matches_the_geometry_and_the_expert():
         assert info["lateral_offset_m"] == lane.lateral_offset_m
         assert info["heading_error_rad"] == lane.heading_error_rad
         assert info["s_m"] == lane.s_m and info["curvature_1pm"] == lane.curvature_1pm
-        expert = ExpertDriver(make_track("hills"))
+        expert = PurePursuitExpert(make_track("hills"))
         assert info["expert_curvature_1pm"] == pytest.approx(
             expert.curvature_1pm(info["pose"], info["speed_mps"]), abs=1e-12
         )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sim.embedded.vehicle import Vehicle, VehicleConfig
-from sim.expert import ExpertConfig, ExpertDriver, PerturbationConfig, RecoveryPerturbation
+from sim.expert import ExpertConfig, PerturbationConfig, PurePursuitExpert, RecoveryPerturbation
 from sim.tracks.geometry import TrackLocator
 from sim.tracks.track import Track
 from sim.tracks.track_gen import make_track
@@ -23,7 +23,7 @@ def _circle(radius_m: float, clockwise: bool = False) -> Track:
 
 @pytest.mark.parametrize("radius_m,clockwise", [(30.0, False), (60.0, True)])
 def test_on_a_circle_the_expert_commands_its_curvature(radius_m, clockwise):
-    expert = ExpertDriver(_circle(radius_m, clockwise))
+    expert = PurePursuitExpert(_circle(radius_m, clockwise))
     loc = expert.locator
     sign = -1.0 if clockwise else 1.0
     for s in (0.0, 33.3, 100.0):
@@ -35,7 +35,7 @@ def test_on_a_circle_the_expert_commands_its_curvature(radius_m, clockwise):
 def test_expert_steers_back_towards_the_centre():
     track = make_track("oval")
     loc = TrackLocator(track)
-    expert = ExpertDriver(track, locator=loc)
+    expert = PurePursuitExpert(track, locator=loc)
     s = 300.0
     road = loc.point_at(s).curvature_1pm
     assert expert.curvature_1pm(loc.pose_at(s, 1.0), 8.0) < road - 0.02  # left of centre: steer right
@@ -48,7 +48,7 @@ def test_expert_steers_back_towards_the_centre():
 
 
 def test_lookahead_grows_with_speed():
-    expert = ExpertDriver(make_track("oval"), ExpertConfig(lookahead_min_m=4.0, lookahead_time_s=0.5))
+    expert = PurePursuitExpert(make_track("oval"), ExpertConfig(lookahead_min_m=4.0, lookahead_time_s=0.5))
     assert expert.lookahead_m(0.0) == 4.0
     assert expert.lookahead_m(20.0) == pytest.approx(10.0)
     with pytest.raises(ValueError, match="lookahead_min_m"):
@@ -58,7 +58,7 @@ def test_lookahead_grows_with_speed():
 def test_expert_recovers_from_an_offset_start_through_the_vehicle_model():
     track = make_track("forest")
     loc = TrackLocator(track)
-    expert = ExpertDriver(track, locator=loc)
+    expert = PurePursuitExpert(track, locator=loc)
     vehicle = Vehicle(VehicleConfig())
     vehicle.reset(loc.pose_at(50.0, 1.2, -0.1), speed_mps=8.0)
     offsets = []

@@ -106,7 +106,12 @@ def test_other_perturbations_change_images_deterministically(cls, kwargs):
 def test_wrap_by_name_records_parameters():
     sim = wrap(FakeSim(), [{"name": "gaussian", "variance": 0.2}, {"name": "frame_delay", "frames": 1}])
     assert [p["wrapper"] for p in sim.chain()] == ["FrameDelay", "GaussianNoise"]
-    assert sim.chain()[1] == {"wrapper": "GaussianNoise", "name": "gaussian", "variance": 0.2, "space": "pixel"}
+    assert sim.chain()[1] == {
+        "wrapper": "GaussianNoise",
+        "name": "gaussian",
+        "variance": 0.2,
+        "space": "pixel",
+    }
     assert isinstance(sim.unwrapped, FakeSim)
     with pytest.raises(ValueError, match="unknown perturbation 'fog'"):
         wrap(FakeSim(), [{"name": "fog"}])
