@@ -26,6 +26,9 @@ from drive.closed_loop.record import RecordConfig
 
 STAGES = ("record", "train", "eval", "export", "onboard", "report")
 
+DEFAULT_TRAIN_CONFIG = str(Path(__file__).resolve().parents[2] / "launch" / "train_default.yaml")
+"""`train.config` when a launch file names none: the repository's laptop-sized training config."""
+
 
 @dataclass(frozen=True)
 class TrainStage:
@@ -38,7 +41,7 @@ class TrainStage:
         per_policy: extra overrides by policy name.
     """
 
-    config: str = "train_default.yaml"
+    config: str = DEFAULT_TRAIN_CONFIG
     policies: list[str] = field(default_factory=lambda: ["ncp-ltc"])
     overrides: list[str] = field(default_factory=list)
     per_policy: dict[str, list[str]] = field(default_factory=dict)
