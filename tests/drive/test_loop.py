@@ -236,3 +236,25 @@ def test_policy_drive_is_recorded_with_hidden_state_and_saliency(tmp_path):
         table["policy_curvature_1pm"], result.telemetry["policy_curvature_1pm"], rtol=1e-6
     )
     np.testing.assert_array_equal(table["intervention"], result.telemetry["intervention"])
+
+
+def test_standardized_noise_reaches_the_policy_not_the_frames():
+    # The same seed: identical camera frames, the same noise for any policy, a different drive than clean.
+    config = EmbeddedSimConfig(track=TRACK)
+    results = {}
+    for name, specs in (("clean", []), ("noisy", gaussian_spec(0.3, "standardized"))):
+        with make_simulator("embedded", config, perturbations=specs) as sim:
+            runner = PolicyRunner(_small_policy())
+            results[name] = run_episode(
+                sim, runner, seed=3, limits=EpisodeLimits(max_steps=5), keep_frames=True
+            )
+    clean, noisy = results["clean"], results["noisy"]
+    np.testing.assert_array_equal(noisy.frames[0], clean.frames[0])  # frame 0: same state, untouched image
+    assert noisy.telemetry["policy_curvature_1pm"][0] != clean.telemetry["policy_curvature_1pm"][0]
+    assert np.all(noisy.telemetry["noise_variance"] == 0.3) and np.all(clean.telemetry["noise_variance"] == 0)
+    assert noisy.params["wrappers"][0] == {
+        "wrapper": "GaussianNoise",
+        "name": "gaussian",
+        "variance": 0.3,
+        "space": "standardized",
+    }
