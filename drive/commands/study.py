@@ -13,9 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "study",
         help="policies × training seeds × noise: train, evaluate, report with confidence intervals",
-        description="Run a study file (e.g. launch/study_small.yaml): every policy trained with every seed, every "
-        "model evaluated closed loop on identical episodes, statistics over training seeds. Finished jobs are "
-        "skipped; an interrupted run continues where it stopped.",
+        description="Run a study file (e.g. launch/study_small.yaml): every policy trained with every "
+        "seed, every model evaluated closed loop on identical episodes, statistics over training seeds. "
+        "Finished jobs are skipped; an interrupted run continues where it stopped.",
     )
     p.add_argument("file", help="study YAML, e.g. launch/study_small.yaml")
     p.add_argument("--out", default=None, help="output directory (overrides the file's `out`)")
