@@ -11,7 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from drive.study.study_plan import StudyConfig
+from drive.study.jobs import eval_config
+from drive.study.study_plan import EvalJob, StudyConfig
+from sim.perturbations import gaussian_spec
+from sim.registry import SimSpec
 
 NOISE_SPACES = ("pixel", "standardized")
 
@@ -30,8 +33,10 @@ def write_study_plots(config: StudyConfig, agg: dict[str, Any], out_dir: Path) -
                 agg[protocol.name], metric, label, f"{protocol.name} on {protocol.track}", path
             ):
                 paths.append(path)
-    levels = [float(v) for v in config.eval.get("noise", [0.0, 0.1, 0.2, 0.3])]
-    strip = write_noise_strip(config.protocols[0].track, levels, out_dir / "noise_strip.png")
+    first = config.protocols[0]
+    eval_cfg = eval_config(config, EvalJob(first.name, config.train.policies[0], config.train.seeds[0]))
+    sim = eval_cfg.episode_sim(eval_cfg.conditions[0])
+    strip = write_noise_strip(sim, [float(v) for v in eval_cfg.noise], out_dir / "noise_strip.png")
     return [*paths, strip]
 
 
@@ -71,25 +76,21 @@ def _errorbar_plot(table: dict[str, Any], metric: str, ylabel: str, title: str, 
     return True
 
 
-def write_noise_strip(track: str, levels: list[float], path: Path, seed: int = 0) -> Path:
-    """One camera frame of `track` at every noise level, as the network sees it, in both spaces.
+def write_noise_strip(sim: SimSpec, levels: list[float], path: Path, seed: int = 0) -> Path:
+    """One camera frame of the evaluation's simulator (`sim`: backend, track, condition) at every noise
+    level, as the network sees it, in both spaces.
 
     Pixel space: the noisy camera image itself. Standardized space: the per-image-standardised input
     plus the noise, mapped back to grey levels with the clean image's mean and spread for display.
     """
     import cv2
 
-    from sim.embedded.simulator import EmbeddedSimConfig, EmbeddedSimulator
-    from sim.perturbations import GaussianNoise
-
     rows = []
     for space in NOISE_SPACES:
         tiles = []
         for variance in levels:
-            sim = EmbeddedSimulator(EmbeddedSimConfig(track=track))
-            wrapped = GaussianNoise(sim, variance, space=space) if variance > 0 else sim
-            with wrapped:
-                obs, _ = wrapped.reset(seed=seed)
+            with sim.build(perturbations=gaussian_spec(variance, space)) as simulator:
+                obs, _ = simulator.reset(seed=seed)
             image = obs.image
             noise = getattr(obs, "input_noise", None)
             if noise is not None:  # what the network sees, in grey levels of the clean image
