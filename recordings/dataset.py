@@ -15,7 +15,8 @@ With `cache_bytes` below one chunk, each window is read directly and decodes onl
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ class _ChunkCache:
         self.nbytes = 0
         self._chunks: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
 
-    def get(self, key: tuple[int, int], load: Any) -> np.ndarray:
+    def get(self, key: tuple[int, int], load: Callable[[], np.ndarray]) -> np.ndarray:
         chunk = self._chunks.get(key)
         if chunk is not None:
             self._chunks.move_to_end(key)
@@ -59,7 +60,7 @@ class _ChunkCache:
         return chunk
 
 
-class WindowDataset(Dataset):
+class WindowDataset(Dataset[dict[str, Any]]):
     """Windows of consecutive frames from a set of episodes, for sequence training.
 
     Args:
@@ -155,7 +156,7 @@ class WindowDataset(Dataset):
             return rec.frames(start, stop)  # no room for a chunk: decode only the window
         pieces = []
         for chunk in range(start // size, (stop - 1) // size + 1):
-            data = self._cache.get((episode, chunk), lambda c=chunk: rec.chunk(FRAMES_STREAM, c))
+            data = self._cache.get((episode, chunk), partial(rec.chunk, FRAMES_STREAM, chunk))
             lo = max(start - chunk * size, 0)
             pieces.append(data[lo : stop - chunk * size])
         return pieces[0].copy() if len(pieces) == 1 else np.concatenate(pieces)

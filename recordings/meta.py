@@ -28,7 +28,7 @@ from recordings.schema import (
 
 REQUIRED_USER_KEYS = ("simulator", "track", "control_period_s")
 """Keys the writer's `meta` argument must hold."""
-OPTIONAL_USER_KEYS = {"condition": "default", "seed": None, "config": {}, "extra": {}}
+OPTIONAL_USER_KEYS: dict[str, Any] = {"condition": "default", "seed": None, "config": {}, "extra": {}}
 """Keys the writer's `meta` argument may hold, with their defaults."""
 
 
@@ -165,7 +165,7 @@ def meta_image_shape(meta: Mapping[str, Any]) -> tuple[int, int, int]:
     shape = check_shape(meta["image_shape"], "image_shape")
     if len(shape) != 3 or shape[2] != 3:
         raise ValueError(f"'image_shape' must be [H, W, 3], got {meta['image_shape']!r}")
-    return shape  # type: ignore[return-value]
+    return shape[0], shape[1], shape[2]
 
 
 def meta_columns(meta: Mapping[str, Any]) -> tuple[Column, ...]:

@@ -92,7 +92,7 @@ def canonical_dtype(dtype: Any, what: str) -> str:
         ValueError: naming `what` when the dtype is not understood or not allowed.
     """
     try:
-        name = np.dtype(dtype).name
+        name = str(np.dtype(dtype).name)
     except TypeError as exc:
         raise ValueError(f"{what}: unknown dtype {dtype!r}") from exc
     if name not in ALLOWED_DTYPES:

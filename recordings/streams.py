@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ShardingCodec, ZstdCodec
+from zarr.core.array_spec import ArrayConfigParams
+from zarr.core.metadata import ArrayV3Metadata
 
 from recordings.layout import ZARR_META_FILE, RecordingError, chunk_file, stream_dir
 from recordings.schema import ArraySpec
@@ -28,6 +30,8 @@ ZSTD_LEVEL = 3
 """zstd level of every chunk: ~100 MB/s on one core for camera frames, far above a 20 Hz recorder."""
 MAX_DECODE_FRAMES = 8
 """Default decode group: the largest divisor of chunk_frames up to this (8 frames at 78x200: 375 kB)."""
+_WRITE_EMPTY_CHUNKS: ArrayConfigParams = {"order": "C", "write_empty_chunks": True}
+"""Chunks equal to the fill value must still be written: a missing chunk file means damage."""
 
 
 def default_decode_frames(chunk_frames: int) -> int:
@@ -93,8 +97,7 @@ class Stream:
             compressors=(ZstdCodec(level=ZSTD_LEVEL), Crc32cCodec()),
             fill_value=0,
             dimension_names=("frame", *(f"dim_{i}" for i in range(1, len(spec.shape) + 1))),
-            # Chunks equal to the fill value must still be written: a missing chunk file means damage.
-            config={"write_empty_chunks": True},
+            config=_WRITE_EMPTY_CHUNKS,
             zarr_format=3,
         )
         return stream
@@ -121,8 +124,11 @@ class Stream:
             shape, dtype = tuple(array.shape), np.dtype(array.dtype)
             chunks = tuple(array.shards or array.chunks)  # the per-file shape
             ndim = 1 + len(self.spec.shape)
-            key = array.metadata.chunk_key_encoding.encode_chunk_key((1,) + (0,) * (ndim - 1))
-            checksummed = _checksummed(array.metadata.codecs)
+            metadata = array.metadata
+            if not isinstance(metadata, ArrayV3Metadata):  # zarr_format=3 above; a v2 file fails to open
+                raise TypeError(f"zarr format {metadata.zarr_format}, expected 3")
+            key = metadata.chunk_key_encoding.encode_chunk_key((1,) + (0,) * (ndim - 1))
+            checksummed = _checksummed(metadata.codecs)
         except Exception as exc:  # zarr raises many types for a damaged zarr.json
             raise RecordingError(f"{meta_path}: cannot open zarr array: {type(exc).__name__}: {exc}") from exc
         expected_key = chunk_file(self.episode, self.spec.name, ndim, 1).relative_to(self.path).as_posix()
@@ -154,7 +160,8 @@ class Stream:
         first, last = start // self.chunk_frames, (stop - 1) // self.chunk_frames
         self._check_present(first, last)
         try:
-            return self._array[start:stop]
+            frames: np.ndarray = self._array[start:stop]
+            return frames
         except Exception as exc:
             raise self._locate_damage(first, last, num_frames, exc) from exc
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("info", help="describe a policy: neurons per layer, synapses, parameters")
     parser.add_argument("--policy", default="ncp-ltc", help="registry name (default: ncp-ltc)")
     parser.add_argument("--wiring-seed", type=int, default=None, help="seed of the NCP wiring")

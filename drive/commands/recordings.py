@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("recordings", help="inspect and validate recorded drives")
     inner = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     info = inner.add_parser("info", help="episodes, frames, duration, km, conditions, label statistics")

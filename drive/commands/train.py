@@ -12,7 +12,7 @@ import sys
 from drive.commands._options import add_config_options
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "train",
         help="train a policy on recorded drives (one GPU, CPU, or many GPUs under torchrun)",

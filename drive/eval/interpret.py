@@ -101,7 +101,8 @@ def max_lipschitz(hidden: np.ndarray, breaks: np.ndarray | list[int] | None = No
             keep[frame - 1] = False
     if not keep.any():
         return np.zeros(x.shape[1])
-    return steps[keep].max(axis=0)
+    largest: np.ndarray = steps[keep].max(axis=0)
+    return largest
 
 
 def saliency_ssim(clean: np.ndarray, noisy: np.ndarray, frames: int | None = None) -> np.ndarray:

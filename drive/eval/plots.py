@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
@@ -112,7 +113,7 @@ def plot_trajectories(config: EvalConfig, track: Track, outcomes: list[EpisodeOu
             colour, what = tel["policy_curvature_1pm"].astype(np.float64), "policy curvature, 1/m"
         lines = _path_segments(tel["x_m"], tel["y_m"], tel["speed_mps"], config.control_period_s)
         keep = lines[1]
-        collection = LineCollection(lines[0], array=colour[:-1][keep], cmap="viridis", linewidths=1.6)
+        collection = LineCollection(list(lines[0]), array=colour[:-1][keep], cmap="viridis", linewidths=1.6)
         ax.add_collection(collection)
         for row in outcome.interventions:
             i = int(np.searchsorted(tel["frame"], row["frame"]))
@@ -132,6 +133,8 @@ def plot_trajectories(config: EvalConfig, track: Track, outcomes: list[EpisodeOu
 
 def plot_neuron_traces(outcome: EpisodeOutcome, path: Path, seconds: float = TRACE_SECONDS) -> Path:
     """Curvature (policy, expert) and every neuron's activity over the first `seconds` of a drive."""
+    if outcome.hidden is None:
+        raise ValueError("plot_neuron_traces: the episode has no hidden state (a stateless policy)")
     tel = outcome.telemetry
     t = tel["timestamp_s"]
     n = int(np.searchsorted(t, t[0] + seconds, side="right"))
@@ -194,19 +197,25 @@ def plot_lipschitz(config: EvalConfig, analysis: dict[str, Any], path: Path) -> 
     return path
 
 
-def _draw_track(ax, track) -> None:
+def _draw_track(ax: Axes, track: Track) -> None:
     xy = track.centre_xy_m
     normal = np.stack([-np.sin(track.heading_rad), np.cos(track.heading_rad)], axis=1)
-    loop = lambda a: np.vstack([a, a[:1]])  # noqa: E731
     half_road, half_lane = track.road_half_width_m, 0.5 * track.lane_width_m
     for side in (1, -1):
-        edge = loop(xy + side * half_road * normal)
+        edge = _closed(xy + side * half_road * normal)
         ax.plot(edge[:, 0], edge[:, 1], color="0.55", lw=0.8)
-        lane = loop(xy + side * half_lane * normal)
+        lane = _closed(xy + side * half_lane * normal)
         ax.plot(lane[:, 0], lane[:, 1], color="0.8", lw=0.5, ls="--")
 
 
-def _path_segments(x: np.ndarray, y: np.ndarray, speed: np.ndarray, dt_s: float):
+def _closed(points: np.ndarray) -> np.ndarray:
+    """(M, 2) points with the first appended, so a drawn polyline closes the loop: (M + 1, 2)."""
+    return np.vstack([points, points[:1]])
+
+
+def _path_segments(
+    x: np.ndarray, y: np.ndarray, speed: np.ndarray, dt_s: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Consecutive-point segments, leaving out jumps (teleports): (segments (M, 2, 2), kept mask (T-1,))."""
     pts = np.stack([x, y], axis=1).astype(np.float64)
     step = np.hypot(*np.diff(pts, axis=0).T)
@@ -216,7 +225,7 @@ def _path_segments(x: np.ndarray, y: np.ndarray, speed: np.ndarray, dt_s: float)
     return segments, keep
 
 
-def _shade_interventions(ax, t: np.ndarray, flags: np.ndarray) -> None:
+def _shade_interventions(ax: Axes, t: np.ndarray, flags: np.ndarray) -> None:
     flags = np.asarray(flags, bool)
     if not flags.any():
         return

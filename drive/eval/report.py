@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +155,7 @@ def write_report(
     outcomes: list[EpisodeOutcome],
     analysis: dict[str, Any],
     out_dir: str | Path,
-    figures: list[str] = (),
+    figures: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Write metrics.json and report.md into `out_dir`; returns the metrics.json content."""
     from common.strict_config import to_dict
@@ -168,7 +168,7 @@ def write_report(
     return content
 
 
-def render_markdown(config: EvalConfig, analysis: dict[str, Any], figures: list[str] = ()) -> str:
+def render_markdown(config: EvalConfig, analysis: dict[str, Any], figures: Sequence[str] = ()) -> str:
     """report.md: the set-up, then the tables, the figures and the per-episode list."""
     agg = analysis["aggregate"]
     labels = list(agg)
@@ -337,9 +337,8 @@ def _episode_limit_text(config: EvalConfig) -> str:
 
 
 def _figure(row: dict[str, Any], name: str) -> float | None:
-    if name in row["metrics"]:
-        return row["metrics"][name]
-    return row.get(name)
+    value = row["metrics"][name] if name in row["metrics"] else row.get(name)
+    return None if value is None else float(value)
 
 
 def _lipschitz_by_policy(config: EvalConfig, episodes: list[dict[str, Any]]) -> dict[str, Any]:

@@ -47,7 +47,8 @@ def saliency_overlay(image_rgb: np.ndarray, saliency_u8: np.ndarray, strength: f
     sal = cv2.resize(saliency_u8, (w, h), interpolation=cv2.INTER_LINEAR)
     heat = cv2.cvtColor(cv2.applyColorMap(sal, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB).astype(np.float32)
     alpha = (sal.astype(np.float32) / 255.0 * strength)[..., None]
-    return (image_rgb.astype(np.float32) * (1 - alpha) + heat * alpha).round().astype(np.uint8)
+    blended: np.ndarray = (image_rgb.astype(np.float32) * (1 - alpha) + heat * alpha).round()
+    return blended.astype(np.uint8)
 
 
 def write_episode_video(
@@ -90,7 +91,7 @@ def write_episode_video(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     composer = _Composer(frames.shape[1:3], telemetry, hidden, fps, intervention_frames)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, composer.size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, composer.size)
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write mp4 video to {path}")
     try:
@@ -106,7 +107,12 @@ class _Composer:
     """Lays out one video frame (RGB) from the step's image, saliency and the telemetry history."""
 
     def __init__(
-        self, image_hw: tuple[int, int], telemetry: Mapping[str, np.ndarray], hidden, fps: float, takeovers
+        self,
+        image_hw: tuple[int, int],
+        telemetry: Mapping[str, np.ndarray],
+        hidden: np.ndarray | None,
+        fps: float,
+        takeovers: list[int] | None,
     ) -> None:
         h, w = image_hw
         self.panel_hw = (h * SCALE, w * SCALE)
@@ -124,7 +130,7 @@ class _Composer:
         # Scale to the bulk of the values, not to a noise-driven spike (those are clipped at the edge).
         both = np.abs(np.concatenate([self.policy, self.expert]))
         self.kappa_max = max(0.03, 1.2 * float(np.nanpercentile(both, 99)))
-        self.neurons = None
+        self.neurons: np.ndarray | None = None
         if hidden is not None and hidden.shape[1] > 0:
             x = np.asarray(hidden, np.float32)
             low, span = x.min(axis=0), np.ptp(x, axis=0)
@@ -184,9 +190,9 @@ class _Composer:
                 area[:, int(x) : int(x) + 5] = (90, 25, 25)
         mid = h // 2
         cv2.line(area, (0, mid), (self.width - 1, mid), (90, 90, 90), 1)
-        to_y = lambda k: np.clip(mid - k / self.kappa_max * (h / 2 - 6), 0, h - 1)  # noqa: E731
         for series, colour in ((self.expert, _EXPERT_RGB), (self.policy, _POLICY_RGB)):
-            pts = np.stack([xs, to_y(series[start : t + 1])], axis=1).round().astype(np.int32)
+            rows = np.clip(mid - series[start : t + 1] / self.kappa_max * (h / 2 - 6), 0, h - 1)
+            pts = np.stack([xs, rows], axis=1).round().astype(np.int32)
             if len(pts) > 1:
                 cv2.polylines(area, [pts], False, colour, 2, cv2.LINE_AA)
         _text(area, f"curvature 1/m  policy {self.policy[t]:+.4f}", (6, 14), _POLICY_RGB)
@@ -194,6 +200,8 @@ class _Composer:
         _text(area, f"+/-{self.kappa_max:.3f}", (self.width - 100, 14), (160, 160, 160))
 
     def _neuron_strip(self, area: np.ndarray, t: int) -> None:
+        if self.neurons is None:
+            return
         start, xs = self._columns(t)
         block = self.neurons[start : t + 1].T  # (N, steps)
         width = max(1, int(round(xs[-1] - xs[0])) + 1) if len(xs) > 1 else 1
@@ -203,5 +211,5 @@ class _Composer:
         area[:, self.width - width :] = coloured
 
 
-def _text(img: np.ndarray, text: str, org: tuple[int, int], colour=_TEXT_RGB) -> None:
+def _text(img: np.ndarray, text: str, org: tuple[int, int], colour: tuple[int, int, int] = _TEXT_RGB) -> None:
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from typing import Any
 
 import onnx
 import torch
@@ -62,7 +63,10 @@ class PolicyGraph(nn.Module):
 
     def forward(self, features: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         head_state = state[:, :0] if self.stateless else state
-        y, next_state = self.policy.head.step(features, head_state, STEP_ELAPSED_PERIODS)
+        # `head` is typed nn.Module, whose __getattr__ hides `step`; a head protocol will type it.
+        y, next_state = self.policy.head.step(  # type: ignore[operator]
+            features, head_state, STEP_ELAPSED_PERIODS
+        )
         curvature = y[:, 0] * self.policy.curvature_scale_1pm
         return curvature, (state if self.stateless else next_state)
 
@@ -72,7 +76,9 @@ def graph_state_size(policy: DrivingPolicy) -> int:
     return max(policy.state_size, 1)
 
 
-def _drop_non_tensor_entries(module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict) -> None:
+def _drop_non_tensor_entries(
+    module: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: dict[str, Any]
+) -> None:
     for key in [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]:
         del state_dict[key]
 
@@ -111,13 +117,13 @@ def _export(
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript exporter is deprecated in favour of dynamo, which the heads do not promise.
         warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]  # no __all__
         # F.pad's reversed Slice is left unfolded by torch; `drive.export.optimize` folds it.
         warnings.filterwarnings("ignore", "Constant folding - Only steps=1", UserWarning)
         torch.onnx.export(
             module,
             args,
-            buffer,
+            buffer,  # type: ignore[arg-type]  # the TorchScript exporter (dynamo=False) writes to a buffer
             dynamo=False,
             opset_version=OPSET,
             input_names=input_names,

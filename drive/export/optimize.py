@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -51,7 +52,8 @@ def optimize(model: onnx.ModelProto) -> onnx.ModelProto:
     return optimized
 
 
-def _attribute(node: onnx.NodeProto, name: str, default=None):
+def _attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
+    """The value of `node`'s attribute `name` (an int, bytes, list, tensor, ...), or `default`."""
     for attr in node.attribute:
         if attr.name == name:
             return onnx.helper.get_attribute_value(attr)

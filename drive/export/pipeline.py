@@ -26,6 +26,7 @@ import copy
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -279,7 +280,7 @@ def export_policy(
         to_write.update(halves)
 
     variants: dict[str, ParityResult] = {}
-    conversions = {}
+    conversions: dict[str, tuple[Callable[[onnx.ModelProto], onnx.ModelProto], dict[str, Any]]] = {}
     label = ""
     if fp16:
         conversions["fp16"] = (to_fp16, {})

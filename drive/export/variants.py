@@ -96,7 +96,7 @@ def to_int8_static(model: onnx.ModelProto, calibration_frames: np.ndarray) -> on
     return converted
 
 
-class _Feeds(CalibrationDataReader):
+class _Feeds(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime is untyped (Any)
     """The calibration inputs, one graph call each."""
 
     def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:

@@ -16,6 +16,7 @@ file and the key named, never mid-drive.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +72,8 @@ def open_session(
 def _check_io(
     session: ort.InferenceSession,
     path: Path,
-    inputs: dict[str, tuple[str, list[int]]],
-    outputs: dict[str, tuple[str, list[int]]],
+    inputs: Mapping[str, tuple[str, Sequence[int | None]]],
+    outputs: Mapping[str, tuple[str, Sequence[int | None]]],
 ) -> None:
     """Check the graph's input/output names, element types and shapes against the metadata's."""
     for kind, declared, expected in (
@@ -86,7 +87,7 @@ def _check_io(
             )
         for name, (dtype, shape) in expected.items():
             arg = by_name[name]
-            if arg.type != dtype or list(arg.shape) != shape:
+            if arg.type != dtype or list(arg.shape) != list(shape):
                 raise ModelContractError(
                     f"model {path}: {kind} {name!r} is {arg.type} {list(arg.shape)}, but the metadata "
                     f"promises {dtype} {shape}"
@@ -151,7 +152,7 @@ class OnboardPolicy:
                 f"model {path} is the policy half of a split export (it takes features, not images); "
                 f"open {vision} (or the full model) instead"
             )
-        self._state = np.zeros((1, n), np.float32)
+        self._state: np.ndarray = np.zeros((1, n), np.float32)
         self._image_shape = (height, width, 3)
 
     @staticmethod
@@ -195,7 +196,8 @@ class OnboardPolicy:
     @property
     def state(self) -> np.ndarray:
         """A copy of the current recurrent state, (1, N) float32."""
-        return self._state.copy()
+        state: np.ndarray = self._state.copy()
+        return state
 
     def reset(self) -> None:
         """Zero the recurrent state (the start of a drive, or after a takeover)."""

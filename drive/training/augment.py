@@ -134,7 +134,8 @@ def band_mask(band: ShadowBand, frames: int, height: int, width: int) -> np.ndar
     centres = band.offset_px + band.speed_px * np.arange(frames, dtype=np.float32)
     soft = max(1.0, 0.15 * band.width_px)
     inside = band.width_px / 2.0 - np.abs(distance[None] - centres[:, None, None])
-    return np.clip(inside / soft + 0.5, 0.0, 1.0).astype(np.float32)
+    opacity: np.ndarray = np.clip(inside / soft + 0.5, 0.0, 1.0).astype(np.float32)
+    return opacity
 
 
 def shift_frames(frames_u8: np.ndarray, shift_px: int) -> np.ndarray:
@@ -189,7 +190,7 @@ def apply_augmentation(
         )
         labels = labels + np.float32(correction)
     if aug.bands:
-        x = frames_u8.astype(np.float32)
+        x: np.ndarray = frames_u8.astype(np.float32)
         for band in aug.bands:
             mask = band_mask(band, t, height, width)[..., None] * band.strength
             x = x + mask * (255.0 - x) if band.light else x * (1.0 - mask)

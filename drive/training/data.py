@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -25,8 +25,19 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from drive.training.augment import augment_window
 from drive.training.train_config import AugmentConfig, DataConfig
 
+Batch = tuple[torch.Tensor, torch.Tensor]
+"""(frames (B?, T, H, W, 3) uint8, labels (B?, T) float32 1/m): one window, or a batch of them."""
 
-class AugmentedWindows(Dataset):
+
+class WindowSource(Protocol):
+    """What `AugmentedWindows` reads: a sized dataset indexed by window (WindowDataset is one)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Any: ...
+
+
+class AugmentedWindows(Dataset[Batch]):
     """A window dataset whose items are (frames, labels), augmented when keyed by (epoch, index).
 
     Args:
@@ -39,7 +50,7 @@ class AugmentedWindows(Dataset):
     (frames (T, H, W, 3) uint8 tensor, labels (T,) float32 tensor, 1/m).
     """
 
-    def __init__(self, base: Dataset, augment: AugmentConfig | None = None, seed: int = 0) -> None:
+    def __init__(self, base: WindowSource, augment: AugmentConfig | None = None, seed: int = 0) -> None:
         self.base = base
         self.augment = augment
         self.seed = seed
@@ -47,7 +58,7 @@ class AugmentedWindows(Dataset):
     def __len__(self) -> int:
         return len(self.base)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> Batch:
         epoch, index = key if isinstance(key, tuple) else (None, key)
         item = self.base[index]
         frames, labels = (item["frames"], item["labels"]) if isinstance(item, dict) else item
@@ -58,7 +69,7 @@ class AugmentedWindows(Dataset):
         return torch.from_numpy(np.ascontiguousarray(frames)), torch.from_numpy(labels.astype(np.float32))
 
 
-class EpochSampler(Sampler):
+class EpochSampler(Sampler[tuple[int, int]]):
     """This rank's (epoch, index) keys for one epoch: DistributedSampler's order, minus a skipped prefix.
 
     Args:
@@ -72,8 +83,14 @@ class EpochSampler(Sampler):
     def __init__(
         self, length: int, rank: int, world_size: int, seed: int, shuffle: bool, drop_last: bool
     ) -> None:
-        self._base = DistributedSampler(
-            range(length), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
+        # DistributedSampler only takes len() of its dataset, so a range of the indices stands in for it.
+        self._base: DistributedSampler[int] = DistributedSampler(
+            range(length),  # type: ignore[arg-type]
+            num_replicas=world_size,
+            rank=rank,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=drop_last,
         )
         self.epoch = 0
         self.skip = 0
@@ -177,7 +194,7 @@ def train_loader(
     seed: int,
     workers: int,
     pin_memory: bool = False,
-) -> tuple[DataLoader, EpochSampler]:
+) -> tuple[DataLoader[Batch], EpochSampler]:
     """The shuffled training loader of one rank and its sampler (call `sampler.set_epoch` per epoch)."""
     sampler = EpochSampler(len(dataset), rank, world_size, seed, shuffle=True, drop_last=True)
     loader = DataLoader(
@@ -199,7 +216,7 @@ def eval_loader(
     world_size: int,
     workers: int,
     pin_memory: bool = False,
-) -> DataLoader:
+) -> DataLoader[Batch]:
     """This rank's share of the validation windows, in order, every window once over all ranks."""
     subset = torch.utils.data.Subset(dataset, shard_indices(len(dataset), rank, world_size))
     return DataLoader(

@@ -13,6 +13,7 @@ Output directory layout (written by rank 0):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from drive.training.trainer import CHECKPOINT_DIR, LAST
 def resolve_config(
     config_path: str | Path | None,
     data_root: str | Path | None = None,
-    overrides: list[str] = (),
+    overrides: Sequence[str] = (),
     resume_out: str | Path | None = None,
 ) -> TrainConfig:
     """The run's config: the YAML file (or, when resuming without one, the checkpoint's saved config, or

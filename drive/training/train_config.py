@@ -14,7 +14,7 @@ counts are not in our reference, so the defaults here are our own choices (see l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from policies.driving_policy import PolicyConfig
 
@@ -249,7 +249,7 @@ RESUME_FREE_KEYS = frozenset(
 """Dotted keys a `--resume` may change: where and how fast the run goes, never what it computes."""
 
 
-def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two resolved configs (`common.strict_config.to_dict` form)."""
     out = []
     for key in sorted(set(saved) | set(current)):

@@ -121,8 +121,8 @@ def plot_loss_curves(records: list[dict[str, Any]], path: Path) -> Path | None:
             color="tab:orange",
             label="validation",
         )
-        zero = [r.get("val_zero_loss") for r in val]
-        if all(_finite(z) for z in zero):
+        zero = [float(r["val_zero_loss"]) for r in val if _finite(r.get("val_zero_loss"))]
+        if len(zero) == len(val):
             ax.plot([r["step"] for r in val], zero, "--", color="grey", label="validation, zero predictor")
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("weighted squared error (curvature_scale²)")

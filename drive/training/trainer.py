@@ -23,10 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import Dataset
 
 from common.strict_config import save_config, to_dict
-from drive.training.data import eval_loader, steps_per_epoch, train_loader
+from drive.training.data import AugmentedWindows, eval_loader, steps_per_epoch, train_loader
 from drive.training.distributed import DistContext, all_reduce_sum, default_threads, init_distributed
 from drive.training.loss import curve_weights, weighted_error_sums, weighted_squared_error
 from drive.training.model import SequenceModel
@@ -66,8 +65,8 @@ class Trainer:
     def __init__(
         self,
         config: TrainConfig,
-        train_set: Dataset,
-        val_set: Dataset | None = None,
+        train_set: AugmentedWindows,
+        val_set: AugmentedWindows | None = None,
         out_dir: str | Path | None = None,
         *,
         ctx: DistContext | None = None,
