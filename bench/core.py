@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from policies.wiring import driving_ncp  # noqa: E402
+from policies.ncp_wiring import driving_ncp  # noqa: E402
 
 BATCH, STEPS, INPUTS = 16, 32, 32
 

@@ -29,7 +29,7 @@ class LTC(nn.Module):
         input_mapping, output_mapping, ode_unfolds, epsilon, implicit_param_constraints: see `LTCCell`.
 
     Example:
-        >>> from policies.wiring import driving_ncp
+        >>> from policies.ncp_wiring import driving_ncp
         >>> head = LTC(32, driving_ncp())
         >>> y, state = head.forward_sequence(torch.zeros(4, 16, 32))
         >>> tuple(y.shape), tuple(state.shape)

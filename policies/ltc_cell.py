@@ -58,7 +58,7 @@ class LTCCell(LTCParameters):
             `apply_weight_constraints()` (call it after each optimiser step, as with ncps).
 
     Example:
-        >>> from policies.wiring import driving_ncp
+        >>> from policies.ncp_wiring import driving_ncp
         >>> cell = LTCCell(driving_ncp())
         >>> y, v = cell(torch.zeros(2, 32), torch.zeros(2, 19))
         >>> tuple(y.shape), tuple(v.shape)

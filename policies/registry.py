@@ -10,7 +10,8 @@ from collections.abc import Callable
 from torch import nn
 
 from policies.driving_policy import DrivingPolicy, PolicyConfig
-from policies.wiring import FullyConnected, Random, Wiring, driving_ncp
+from policies.ncp_wiring import driving_ncp
+from policies.wiring import FullyConnected, Random, Wiring
 
 SENSORY_FEATURES = 32
 """Width of the paper's conv head output: 8 channels × 4 units."""

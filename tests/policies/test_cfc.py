@@ -9,8 +9,9 @@ import torch
 
 from policies.cfc import CfC
 from policies.cfc_cell import CfCCell, LeCun
+from policies.ncp_wiring import NCP, driving_ncp
 from policies.wired_cfc import WiredCfCCell, layer_masks
-from policies.wiring import NCP, FullyConnected, driving_ncp
+from policies.wiring import FullyConnected
 
 MODES = ["default", "no_gate", "pure"]
 

@@ -8,8 +8,8 @@ import torch
 from common.strict_config import ConfigError, from_dict
 from policies.checkpoint import load_policy, read_checkpoint, save_checkpoint
 from policies.driving_policy import DrivingPolicy, PolicyConfig
+from policies.ncp_wiring import driving_ncp
 from policies.registry import build_policy, policy_names
-from policies.wiring import driving_ncp
 
 NAMES = ["ncp-ltc", "ncp-cfc", "lstm", "ctrnn", "cnn", "fc-ltc", "random-ltc"]
 

@@ -11,7 +11,8 @@ from policies import ltc_solver
 from policies.ltc import LTC
 from policies.ltc_cell import LTCCell
 from policies.ltc_params import INIT_RANGES, inverse_softplus
-from policies.wiring import NCP, FullyConnected, Wiring, driving_ncp
+from policies.ncp_wiring import NCP, driving_ncp
+from policies.wiring import FullyConnected, Wiring
 
 
 def _head(seed: int = 0, **kwargs) -> LTC:

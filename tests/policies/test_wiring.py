@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies.wiring import NCP, FullyConnected, Random, Wiring, driving_ncp
+from policies.ncp_wiring import NCP, driving_ncp
+from policies.wiring import FullyConnected, Random, Wiring
 
 
 def _reaches_motor(wiring: Wiring, sensory_input: int) -> bool:
