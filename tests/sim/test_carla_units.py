@@ -233,7 +233,7 @@ def test_weather_of_each_condition():
 def test_vehicle_geometry_from_physics_in_centimetres():
     pytest.importorskip("carla")
     from sim.carla.ego_vehicle import vehicle_geometry
-    from tests.sim.fake_carla import FakeBlueprint, FakeVehicle
+    from tests.sim.fake_carla_actors import FakeBlueprint, FakeVehicle
 
     class _World:
         destroyed: list = []
