@@ -26,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -37,9 +38,10 @@ import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
 from drive.export.graphs import to_onnx  # noqa: E402
-from drive.export.parity import synthetic_frames  # noqa: E402
+from drive.export.parity import ParityResult, synthetic_frames  # noqa: E402
 from drive.export.pipeline import export_policy  # noqa: E402
 from drive.onboard.runtime import OnboardPolicy, open_session  # noqa: E402
+from policies.driving_policy import DrivingPolicy  # noqa: E402
 
 OPT_LEVELS = {
     "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -135,18 +137,43 @@ def main(argv: list[str] | None = None) -> int:
             "perception alone (onnxruntime)": lambda i: perception.run(None, {"image": net_frames[i]}),
             **{name: (lambda i, v=variant: v.act(frames[i])) for name, variant in variants.items()},
         }
-        samples: dict[str, list[int]] = {name: [] for name in paths}
-        for fn in paths.values():
-            for i in range(args.warmup):
-                fn(i % len(frames))
-        per_round = max(1, args.steps // args.rounds)
-        for _ in range(args.rounds):
-            for name, fn in paths.items():
-                for i in range(per_round):
-                    start = time.perf_counter_ns()
-                    fn(i % len(frames))
-                    samples[name].append(time.perf_counter_ns() - start)
+        samples, per_round = time_paths(paths, len(frames), args.warmup, args.steps, args.rounds)
+    print_summary(args, policy, full_graph, samples, per_round, exported.variants)
+    return 0
 
+
+def time_paths(
+    paths: dict[str, Callable[[int], object]], n_frames: int, warmup: int, steps: int, rounds: int
+) -> tuple[dict[str, list[int]], int]:
+    """Wall time of each path's call on frame i, ns: `rounds` interleaved rounds (so drifts in clock or
+    load hit every path alike) of `steps // rounds` calls each, after `warmup` calls per path.
+
+    Returns:
+        (samples per path, calls per round).
+    """
+    samples: dict[str, list[int]] = {name: [] for name in paths}
+    for fn in paths.values():
+        for i in range(warmup):
+            fn(i % n_frames)
+    per_round = max(1, steps // rounds)
+    for _ in range(rounds):
+        for name, fn in paths.items():
+            for i in range(per_round):
+                start = time.perf_counter_ns()
+                fn(i % n_frames)
+                samples[name].append(time.perf_counter_ns() - start)
+    return samples, per_round
+
+
+def print_summary(
+    args: argparse.Namespace,
+    policy: DrivingPolicy,
+    full_graph: onnx.ModelProto,
+    samples: dict[str, list[int]],
+    per_round: int,
+    variants: dict[str, ParityResult],
+) -> None:
+    """The latency table, the targets met or not, and each reduced precision's accuracy cost."""
     ops = collections.Counter(node.op_type for node in full_graph.graph.node)
     print(
         f"policy {policy.config.name}: camera {policy.config.camera_height}x{policy.config.camera_width}, "
@@ -169,13 +196,12 @@ def main(argv: list[str] | None = None) -> int:
             f"onboard p50 / pytorch eager p50 = {vs_torch:.2f} "
             f"(target <= {TARGET_VS_TORCH}: {ok(vs_torch <= TARGET_VS_TORCH)})"
         )
-    for precision, cost in exported.variants.items():
+    for precision, cost in variants.items():
         relative_pct = 100 * cost.rms_diff_1pm / cost.curvature_rms_1pm
         print(
             f"{precision} accuracy cost vs PyTorch fp32 ({cost.source}, {cost.steps} steps): "
             f"max |dcurvature| {cost.max_abs_diff_1pm:.3g} 1/m, rms {relative_pct:.2g}% of the curvature rms"
         )
-    return 0
 
 
 if __name__ == "__main__":

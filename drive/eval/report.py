@@ -171,7 +171,27 @@ def write_report(
 def render_markdown(config: EvalConfig, analysis: dict[str, Any], figures: Sequence[str] = ()) -> str:
     """report.md: the set-up, then the tables, the figures and the per-episode list."""
     agg = analysis["aggregate"]
-    labels = list(agg)
+    lines = _setup_lines(config, analysis, list(agg))
+    lines += _metric_sections(config, agg)
+    lines += _analysis_sections(config, analysis)
+    if figures:
+        lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures]
+    videos = [e["video"] for e in analysis["episodes"] if e["video"]]
+    if videos:
+        lines += ["", "## Videos", ""] + [f"- [{Path(v).stem}]({v})" for v in videos]
+    lines += ["", "## Episodes", ""] + _episode_table(analysis["episodes"])
+    timing = analysis["timing"]
+    if timing["steps_per_s"]:
+        lines += [
+            "",
+            f"{timing['frames']} control steps in {timing['episode_wall_s']:.0f} s of episode time "
+            f"({timing['steps_per_s']:.0f} steps/s per worker).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _setup_lines(config: EvalConfig, analysis: dict[str, Any], labels: list[str]) -> list[str]:
+    """The report's title and set-up: track, conditions, episode limits, safety driver, noise, policies."""
     sd = config.safety
     track = eval_track(config)
     about = (
@@ -179,7 +199,7 @@ def render_markdown(config: EvalConfig, analysis: dict[str, Any], figures: Seque
         if track is not None
         else "map from the CARLA server"
     )
-    lines = [
+    return [
         "# Closed-loop evaluation",
         "",
         f"Track `{config.track}` ({about}) on the {config.sim} simulator — evaluate on a track the policies "
@@ -210,10 +230,13 @@ def render_markdown(config: EvalConfig, analysis: dict[str, Any], figures: Seque
         "Policies:",
         "",
         *_policy_lines(analysis.get("policies"), labels, config),
-        "",
-        "## Interventions per episode (mean ± sd over seeds)",
-        "",
     ]
+
+
+def _metric_sections(config: EvalConfig, agg: dict[str, Any]) -> list[str]:
+    """The driving-metric tables: interventions (per condition when several), per km, autonomy, offset,
+    smoothness."""
+    lines = ["", "## Interventions per episode (mean ± sd over seeds)", ""]
     for condition in [ALL, *config.conditions] if len(config.conditions) > 1 else [ALL]:
         if len(config.conditions) > 1:
             title = "all conditions (over conditions × seeds)" if condition == ALL else condition
@@ -228,6 +251,13 @@ def render_markdown(config: EvalConfig, analysis: dict[str, Any], figures: Seque
     lines += _metric_table(config, agg, ALL, "mean_abs_offset_m", "{:.3f}")
     lines += ["", "## Steering smoothness: RMS curvature rate while the policy drives, 1/m/s", ""]
     lines += _metric_table(config, agg, ALL, "rms_curvature_rate_1pm_per_s", "{:.4f}")
+    return lines
+
+
+def _analysis_sections(config: EvalConfig, analysis: dict[str, Any]) -> list[str]:
+    """The interpretability tables, each only when measured: saliency SSIM, PC1 variance, Lipschitz."""
+    agg = analysis["aggregate"]
+    lines: list[str] = []
     if any(e["ssim"] is not None for e in analysis["episodes"]):
         lines += [
             "",
@@ -246,20 +276,7 @@ def render_markdown(config: EvalConfig, analysis: dict[str, Any], figures: Seque
             values = by_noise.get(noise_key(min(config.noise)))
             if values:
                 lines.append(f"| {label} | {len(values)} | {np.median(values):.4f} | {np.max(values):.4f} |")
-    if figures:
-        lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures]
-    videos = [e["video"] for e in analysis["episodes"] if e["video"]]
-    if videos:
-        lines += ["", "## Videos", ""] + [f"- [{Path(v).stem}]({v})" for v in videos]
-    lines += ["", "## Episodes", ""] + _episode_table(analysis["episodes"])
-    timing = analysis["timing"]
-    if timing["steps_per_s"]:
-        lines += [
-            "",
-            f"{timing['frames']} control steps in {timing['episode_wall_s']:.0f} s of episode time "
-            f"({timing['steps_per_s']:.0f} steps/s per worker).",
-        ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _policy_lines(policies: list[dict[str, Any]] | None, labels: list[str], config: EvalConfig) -> list[str]:

@@ -248,8 +248,6 @@ def export_policy(
     Raises:
         ExportError: an fp32 graph misses the parity bound; nothing is written then.
     """
-    from drive.export.variants import to_fp16, to_int8_static
-
     out = Path(out)
     if out.suffix != ".onnx":
         raise ValueError(f"export: the output must be a .onnx file, got {out}")
@@ -267,41 +265,67 @@ def export_policy(
     full = to_onnx(OneStepGraph(module), (image, state), *io_names, optimize=optimize)
     full = with_metadata(full, metadata, doc)
     reference = torch_rollout(module, frames)
-    n_policy = module.state_size
-    parity = compare_rollouts(reference, onnx_rollout(full_step(full), frames, n), source, n_policy)
+    parity = compare_rollouts(reference, onnx_rollout(full_step(full), frames, n), source, module.state_size)
     _check_parity(parity, f"export of {module.config.name} to {out}", tolerance_1pm)
     metadata.update(_parity_keys(parity, tolerance_1pm))
     to_write = {"full": (out, with_metadata(full, metadata, doc))}
 
+    check = _Check(frames, source, reference, tolerance_1pm)
     split_parity = None
     if split:
-        check = _Check(frames, source, reference, tolerance_1pm)
         split_parity, halves = _split_graphs(module, (image, state), out, metadata, doc, check, optimize)
         to_write.update(halves)
-
-    variants: dict[str, ParityResult] = {}
-    conversions: dict[str, tuple[Callable[[onnx.ModelProto], onnx.ModelProto], dict[str, Any]]] = {}
-    label = ""
-    if fp16:
-        conversions["fp16"] = (to_fp16, {})
+    calibration = None
     if int8:
         height, width = module.config.camera_height, module.config.camera_width
-        calibration, label = calibration_frames(frames_dir, calibration_count, height, width, parity_steps)
-        conversions["int8"] = (
-            partial(to_int8_static, calibration_frames=calibration),
-            {MetaKey.INT8_CALIBRATION: label},
-        )
-    for name, (convert, extra) in conversions.items():
-        variant = convert(full)
-        cost = compare_rollouts(reference, onnx_rollout(full_step(variant), frames, n), source, n_policy)
-        variants[name] = cost
-        meta = {**metadata, **_parity_keys(cost, None), MetaKey.PRECISION: name, **extra}
-        to_write[name] = (out.with_suffix(f".{name}.onnx"), with_metadata(variant, meta, f"{doc} ({name})"))
+        calibration = calibration_frames(frames_dir, calibration_count, height, width, parity_steps)
+    variants, reduced, label = _precision_variants(module, full, metadata, doc, out, check, fp16, calibration)
+    to_write.update(reduced)
 
     for path, model in to_write.values():
         _atomic_save(model, path)
     paths = {role: path for role, (path, _) in to_write.items()}
     return ExportResult(paths, parity, tolerance_1pm, split_parity, variants, metadata, label)
+
+
+def _precision_variants(
+    module: DrivingPolicy,
+    full: onnx.ModelProto,
+    metadata: dict[str, str],
+    doc: str,
+    out: Path,
+    check: _Check,
+    fp16: bool,
+    calibration: tuple[np.ndarray, str] | None,
+) -> tuple[dict[str, ParityResult], dict[str, tuple[Path, onnx.ModelProto]], str]:
+    """The float16 and int8 siblings of the full graph, each with its accuracy cost on the parity frames.
+
+    Returns:
+        (cost per precision, (path, model) per precision, the int8 calibration label or "").
+    """
+    from drive.export.variants import to_fp16, to_int8_static
+
+    conversions: dict[str, tuple[Callable[[onnx.ModelProto], onnx.ModelProto], dict[str, Any]]] = {}
+    label = ""
+    if fp16:
+        conversions["fp16"] = (to_fp16, {})
+    if calibration is not None:
+        frames_u8, label = calibration
+        conversions["int8"] = (
+            partial(to_int8_static, calibration_frames=frames_u8),
+            {MetaKey.INT8_CALIBRATION: label},
+        )
+    n = graph_state_size(module)
+    variants: dict[str, ParityResult] = {}
+    written: dict[str, tuple[Path, onnx.ModelProto]] = {}
+    for name, (convert, extra) in conversions.items():
+        variant = convert(full)
+        rollout = onnx_rollout(full_step(variant), check.frames, n)
+        cost = compare_rollouts(check.reference, rollout, check.source, module.state_size)
+        variants[name] = cost
+        meta = {**metadata, **_parity_keys(cost, None), MetaKey.PRECISION: name, **extra}
+        written[name] = (out.with_suffix(f".{name}.onnx"), with_metadata(variant, meta, f"{doc} ({name})"))
+    return variants, written, label
 
 
 @dataclass(frozen=True)
