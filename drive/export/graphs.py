@@ -63,10 +63,7 @@ class PolicyGraph(nn.Module):
 
     def forward(self, features: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         head_state = state[:, :0] if self.stateless else state
-        # `head` is typed nn.Module, whose __getattr__ hides `step`; a head protocol will type it.
-        y, next_state = self.policy.head.step(  # type: ignore[operator]
-            features, head_state, STEP_ELAPSED_PERIODS
-        )
+        y, next_state = self.policy.head.step(features, head_state, STEP_ELAPSED_PERIODS)
         curvature = y[:, 0] * self.policy.curvature_scale_1pm
         return curvature, (state if self.stateless else next_state)
 
