@@ -1,6 +1,6 @@
 """The NCP paper's convolutional head: a 78x200 camera crop -> 32 sensory features for the NCP.
 
-Lechner, Hasani et al. 2020 (see REFERENCE.md): five 'same'-padded ReLU convolutions, then each of the
+Lechner, Hasani et al. 2020 (see docs/conventions.md): five 'same'-padded ReLU convolutions, then each of the
 8 final channels (10x25 = 250 values) feeds its own dense layer of 4 ReLU units -> 8 x 4 = 32 features.
 79,420 parameters: 71,388 in the convolutions and 8,032 in the per-channel dense layers.
 """

@@ -1,6 +1,6 @@
 """The NCP paper's feed-forward baseline: a PilotNet-like CNN from image straight to curvature.
 
-Lechner, Hasani et al. 2020 (REFERENCE.md): conv 24/36/48/64/64, kernels 5,5,3,3,3, strides 2,2,2,1,1,
+Lechner, Hasani et al. 2020 (docs/conventions.md): conv 24/36/48/64/64, kernels 5,5,3,3,3, strides 2,2,2,1,1,
 'valid' padding, ReLU, then fully connected 1000-100-1; 5,068,900 parameters.
 
 How that count comes out: on the 78x200 input the valid convolutions give 37x98 -> 17x47 -> 8x23 ->

@@ -26,7 +26,7 @@ INIT_RANGES: dict[str, tuple[float, float]] = {
     "sensory_sigma": (3.0, 8.0),
     "sensory_mu": (0.3, 0.8),
 }
-"""Uniform init ranges (REFERENCE.md; the ncps values). For positive parameters: of the constrained value."""
+"""Uniform init ranges (ncps values, docs/conventions.md). Positive parameters: of the constrained value."""
 
 POSITIVE = ("gleak", "cm", "w", "sensory_w")
 """Parameters kept positive (softplus or clipping)."""

@@ -1,6 +1,6 @@
 """Messages and the simulator protocol shared by every backend (embedded, CARLA) and the closed loop.
 
-Conventions (see shared DESIGN.md): SI units in names, left positive for curvature, lateral offset and
+Conventions (docs/conventions.md): SI units in names, left positive for curvature, lateral offset and
 yaw; images are RGB uint8, (H, W, 3); time is simulation time.
 """
 

@@ -1,4 +1,4 @@
-"""The layering rules of DESIGN.md, checked over the import graph of the source tree.
+"""The layering rules of docs/conventions.md, checked over the import graph of the source tree.
 
 - common/ (the bottom layer) imports nothing of the project.
 - sim/ and recordings/ never import policies/ or drive/; perception/ never imports policies/ or drive/;

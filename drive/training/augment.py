@@ -1,8 +1,8 @@
 """Training-time augmentation of camera windows: shadow bands, brightness/contrast/gamma, camera shifts.
 
-The NCP paper augments with random semi-transparent dark and light "shadow" bands (REFERENCE.md). We add
-photometric jitter and optional small horizontal camera shifts with a label correction. Noise injection
-is deliberately absent: Gaussian noise is the evaluation's perturbation, never a training input.
+The NCP paper augments with random semi-transparent dark and light "shadow" bands (docs/conventions.md).
+We add photometric jitter and optional small horizontal camera shifts with a label correction. Noise
+injection is deliberately absent: Gaussian noise is the evaluation's perturbation, never a training input.
 
 Consistency over time (choice): every parameter is drawn once per *window*, so all 16 frames share the
 lighting, the shift and the bands; a band only slides along its normal by a drawn speed per frame, as a

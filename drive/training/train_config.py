@@ -5,7 +5,7 @@ unknown key or a wrong type into a `ConfigError` naming the dotted key, and the 
 below turn a bad value into one. The resolved config (`common.strict_config.to_dict`) is written beside the
 run (`config.yaml`) and into every checkpoint.
 
-Values the NCP paper fixes (REFERENCE.md): 16-step windows, Adam, global-norm clipping at 10, a lower
+Values the NCP paper fixes (docs/conventions.md): 16-step windows, Adam, global-norm clipping at 10, a lower
 learning rate for the perception than for the head, the exp(α·|y|)-weighted squared error, a zero
 initial state, shadow augmentation and no noise injection. The paper's learning rates, α and epoch
 counts are not in our reference, so the defaults here are our own choices (see launch/train_paper.yaml).

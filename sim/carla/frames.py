@@ -1,9 +1,9 @@
 """The backend's edge between CARLA's frame and ours, in one place.
 
 CARLA (Unreal) is left-handed: x forward/east, y right/south, z up, yaw clockwise seen from above, in
-degrees; angular velocities in deg/s; `VehicleControl.steer` positive turns right. Ours (DESIGN.md) is
-right-handed with left positive: x east, y north, yaw counter-clockwise in radians, curvature and
-steering positive to the left. So, at the edge and nowhere else:
+degrees; angular velocities in deg/s; `VehicleControl.steer` positive turns right. Ours
+(docs/conventions.md) is right-handed with left positive: x east, y north, yaw counter-clockwise in
+radians, curvature and steering positive to the left. So, at the edge and nowhere else:
 
     our_x = carla_x,   our_y = -carla_y,   our_yaw = -radians(carla_yaw),   our_steer = -carla_steer.
 
