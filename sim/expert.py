@@ -2,7 +2,7 @@
 `info["expert_curvature_1pm"]`) and the recovery perturbation used when recording. The closed-loop
 driver that follows that label is `drive.closed_loop.drivers.ExpertDriver`.
 
-Recording recovery data (CILRS/Roach convention, see REFERENCE.md): the vehicle executes
+Recording recovery data (CILRS/Roach convention, see docs/conventions.md): the vehicle executes
 `expert + perturbation` while the label saved is the expert's command alone, so the recording holds
 states off the centre line paired with the command that steers back.
 """

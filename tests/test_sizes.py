@@ -20,7 +20,7 @@ MAX_FUNCTION_LINES = 80
 # issue's policy and simulator seams). They are split after those branches merge; remove each entry then.
 # The test fails when an entry is no longer over the limit, so the list only shrinks.
 FUNCTION_ALLOW_LIST = {
-    ("drive/eval/episode.py", "run_job"),  # 103 lines; the policy engineer owns the file
+    ("drive/eval/episode.py", "run_job"),  # 89 lines; the policy engineer owns the file
 }
 
 
