@@ -9,7 +9,7 @@ import sys
 from drive.commands._options import add_set_option
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "study",
         help="policies × training seeds × noise: train, evaluate, report with confidence intervals",

@@ -19,9 +19,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drive.study.study_plan import EvalJob, StudyConfig, TrainJob
+
+if TYPE_CHECKING:  # imported where used: planning a study loads neither torch nor the simulators
+    from drive.eval.plan import EvalConfig
+    from drive.training.train_config import TrainConfig
 
 DONE = "DONE"
 
@@ -59,7 +63,7 @@ def eval_dir(config: StudyConfig, job: EvalJob) -> Path:
     return Path(config.out) / job.protocol / "eval" / job.policy / f"seed-{job.seed}"
 
 
-def train_config(config: StudyConfig, job: TrainJob):
+def train_config(config: StudyConfig, job: TrainJob) -> TrainConfig:
     """The resolved `TrainConfig` of a train job (study overrides, then per-policy ones, then the seed)."""
     from drive.training.run import resolve_config
 
@@ -74,7 +78,7 @@ def train_config(config: StudyConfig, job: TrainJob):
     return resolve_config(config.train.config, protocol_data(config, job.protocol), overrides)
 
 
-def eval_config(config: StudyConfig, job: EvalJob):
+def eval_config(config: StudyConfig, job: EvalJob) -> EvalConfig:
     """The `EvalConfig` of an eval job: the study's eval settings on the protocol's track, one worker."""
     from common.strict_config import from_dict
     from drive.eval.plan import EvalConfig

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ EVAL_STEPS_PER_S = 200.0
 """Rough closed-loop steps per second per worker (saliency on the first 200 frames), for the estimate."""
 
 
-def load_study(path: str | Path, overrides: list[str] = ()) -> StudyConfig:
+def load_study(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
     """A study file with `--set` overrides, its relative paths resolved against the file's folder
     (`--set out=...` given on the command line: against the working directory)."""
     from common.strict_config import load_config
@@ -134,6 +135,7 @@ def _eval_cost_s(config: StudyConfig, job: EvalJob) -> float:
     cfg = eval_config(config, job)
     episodes = len(cfg.noise) * len(cfg.conditions) * len(cfg.seeds)
     track = eval_track(cfg)
+    steps: float
     if cfg.max_steps is not None:
         steps = cfg.max_steps
     elif cfg.laps is not None and track is not None:
@@ -145,4 +147,7 @@ def _eval_cost_s(config: StudyConfig, job: EvalJob) -> float:
 
 def outcome_summary(outcome: Outcome) -> dict[str, Any]:
     """Failures and blocked jobs, JSON-able."""
-    return json.loads(json.dumps({"failures": outcome.failures, "blocked": outcome.blocked}))
+    summary: dict[str, Any] = json.loads(
+        json.dumps({"failures": outcome.failures, "blocked": outcome.blocked})
+    )
+    return summary

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,8 +55,7 @@ class Interval:
         return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
     def to_dict(self) -> dict[str, float | int | None]:
-        clean = lambda v: None if math.isnan(v) else float(v)  # noqa: E731  (JSON has no NaN)
-        return {"mean": clean(self.mean), "low": clean(self.low), "high": clean(self.high), "n": self.n}
+        return {"mean": _json(self.mean), "low": _json(self.low), "high": _json(self.high), "n": self.n}
 
 
 def mean_interval(values: Sequence[float]) -> Interval:
@@ -89,20 +88,27 @@ def difference_interval(a: Sequence[float], b: Sequence[float]) -> Interval:
     return Interval(diff, low, high, n)
 
 
+def _json(value: float) -> float | None:
+    """`value` as a float, NaN as None (JSON has no NaN)."""
+    return None if math.isnan(value) else float(value)
+
+
 def _finite(values: Sequence[float]) -> np.ndarray:
     x = np.asarray([v for v in values if v is not None], dtype=np.float64)
     return x[np.isfinite(x)]
 
 
 def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(x, axis=axis)
+    means: np.ndarray = np.mean(x, axis=axis)
+    return means
 
 
 def _mean_difference(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(a, axis=axis) - np.mean(b, axis=axis)
+    differences: np.ndarray = np.mean(a, axis=axis) - np.mean(b, axis=axis)
+    return differences
 
 
-def _bootstrap(samples: tuple[np.ndarray, ...], statistic) -> tuple[float, float]:
+def _bootstrap(samples: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray]) -> tuple[float, float]:
     """(low, high) of the 95 % interval: BCa, or percentile where BCa is undefined (tiny samples)."""
     from scipy.stats import bootstrap
 

@@ -164,7 +164,6 @@ def plan_jobs(config: StudyConfig) -> list[TrainJob | EvalJob]:
     ]
     jobs: list[TrainJob | EvalJob] = [TrainJob(*cell) for cell in cells]
     return jobs + [EvalJob(*cell) for cell in cells]
-    return jobs
 
 
 def resolve_paths(config: StudyConfig, base: Path) -> StudyConfig:

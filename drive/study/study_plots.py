@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from drive.study.study_plan import EvalJob, StudyConfig
 from sim.perturbations import gaussian_spec
 from sim.registry import SimSpec
 
-NOISE_SPACES = ("pixel", "standardized")
+NOISE_SPACES: tuple[Literal["pixel", "standardized"], ...] = ("pixel", "standardized")
 
 
 def write_study_plots(config: StudyConfig, agg: dict[str, Any], out_dir: Path) -> list[Path]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ PLATEAU_RATIO = 0.5
 
 def write_study_report(
     config: StudyConfig, outcome: Outcome | None = None, wall_s: float | None = None
-) -> dict:
+) -> dict[str, Any]:
     """Write study.json, episodes.csv/.parquet, plots/ and report.md into `config.out`; returns study.json."""
     from drive.study.study_plots import write_study_plots
 
@@ -61,7 +62,13 @@ def write_study_report(
     return summary
 
 
-def render_markdown(config: StudyConfig, agg: dict, diffs: dict, seeds: dict, summary: dict[str, Any]) -> str:
+def render_markdown(
+    config: StudyConfig,
+    agg: dict[str, Any],
+    diffs: dict[str, Any],
+    seeds: dict[str, Any],
+    summary: dict[str, Any],
+) -> str:
     """report.md: set-up, training seeds, per protocol the tables with intervals and the reading."""
     ev = config.eval
     lines = [
@@ -99,7 +106,7 @@ def render_markdown(config: StudyConfig, agg: dict, diffs: dict, seeds: dict, su
     return "\n".join(lines) + "\n"
 
 
-def _training_section(config: StudyConfig, seeds: dict) -> list[str]:
+def _training_section(config: StudyConfig, seeds: dict[str, Any]) -> list[str]:
     lines = [
         "## Training: best validation ratio per seed",
         "",
@@ -128,7 +135,7 @@ def _training_section(config: StudyConfig, seeds: dict) -> list[str]:
 
 
 def _protocol_section(
-    config: StudyConfig, name: str, kind: str, track: str, agg: dict, diffs: dict
+    config: StudyConfig, name: str, kind: str, track: str, agg: dict[str, Any], diffs: dict[str, Any]
 ) -> list[str]:
     table = agg[name]
     noises = sorted({n for p in table.values() for n in p})
@@ -158,7 +165,7 @@ def _protocol_section(
 
 
 def _differences_section(
-    config: StudyConfig, diffs: dict[str, dict[float, Interval]], noises: list
+    config: StudyConfig, diffs: dict[str, dict[float, Interval]], noises: list[float]
 ) -> list[str]:
     ref = config.reference_policy
     lines = [
@@ -216,6 +223,6 @@ def _job_dir(config: StudyConfig, key: str) -> Path:
     return eval_dir(config, EvalJob(protocol, policy, seed_n))
 
 
-def _sum(values) -> float | None:
+def _sum(values: Iterable[float | None]) -> float | None:
     done = [v for v in values if v is not None]
     return float(sum(done)) if done else None
