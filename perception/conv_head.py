@@ -2,7 +2,10 @@
 
 Lechner, Hasani et al. 2020 (see docs/conventions.md): five 'same'-padded ReLU convolutions, then each of the
 8 final channels (10x25 = 250 values) feeds its own dense layer of 4 ReLU units -> 8 x 4 = 32 features.
-79,420 parameters: 71,388 in the convolutions and 8,032 in the per-channel dense layers.
+79,420 parameters: 71,388 in the convolutions and 8,032 in the per-channel dense layers. Optionally
+(`feature_norm="batch"`, the NCP policies' default) a parameter-free per-feature norm
+(`perception.feature_norm.FeatureNorm`) puts the 32 features into the LTC sensory sigmoids' operating
+range; not in the paper.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from perception.feature_net import FeatureMapNet
+from perception.feature_norm import make_feature_norm
 
 CONV_LAYERS = ((24, 5, 2), (36, 5, 2), (48, 3, 2), (64, 3, 1), (8, 3, 1))
 """(filters, kernel, stride) of each convolution, shallow to deep."""
@@ -39,6 +43,9 @@ class ConvHead(FeatureMapNet):
     8 per-channel dense layers of 4 ReLU units (one batched matmul with weight (8, 250, 4)). Feature
     k*4 + j is unit j of channel k.
 
+    Args:
+        feature_norm: `paper` (raw ReLU features) or `batch` (`FeatureNorm` applied to them).
+
     Attributes:
         out_features: 32, the number of sensory features.
         in_height, in_width: 78, 200, the image size the head takes, px.
@@ -46,7 +53,7 @@ class ConvHead(FeatureMapNet):
 
     out_features = CONV_LAYERS[-1][0] * UNITS_PER_CHANNEL
 
-    def __init__(self) -> None:
+    def __init__(self, feature_norm: str = "paper") -> None:
         super().__init__()
         convs = []
         pads = []
@@ -63,6 +70,7 @@ class ConvHead(FeatureMapNet):
         per_channel = height * width
         self.dense_weight = nn.Parameter(torch.empty(channels, per_channel, UNITS_PER_CHANNEL))
         self.dense_bias = nn.Parameter(torch.empty(channels, UNITS_PER_CHANNEL))
+        self.feature_norm = make_feature_norm(feature_norm, self.out_features)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -98,8 +106,9 @@ class ConvHead(FeatureMapNet):
         return maps
 
     def features_and_hidden_from_map(self, deepest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel dense layers: (B, 8, 10, 25) -> features (B, 32), twice (they are the last layer)."""
+        """Per-channel dense layers, then the feature norm: (B, 8, 10, 25) -> features (B, 32), twice (they
+        are the last layer)."""
         x = deepest.flatten(2).unsqueeze(2)  # (B, 8, 1, 250)
         x = torch.matmul(x, self.dense_weight).squeeze(2) + self.dense_bias  # (B, 8, 4)
-        features = F.relu(x).flatten(1)
+        features = self.feature_norm(F.relu(x).flatten(1))
         return features, features

@@ -76,17 +76,23 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def load_policy(
     path: str | Path, map_location: str | torch.device = "cpu"
 ) -> tuple[DrivingPolicy, dict[str, Any]]:
-    """Rebuild the saved policy with its weights; returns (policy, the checkpoint dict)."""
+    """Rebuild the saved policy with its weights, in eval mode; returns (policy, the checkpoint dict).
+
+    Eval mode because a loaded policy drives or exports: the sensory feature norm then uses its saved
+    running moments, not the statistics of whatever batch it is given (call `.train()` to fine-tune).
+    """
     payload = read_checkpoint(path, map_location)
     try:
-        # Strict: an unknown key is an error; a key added since the file was written takes its default.
-        config = from_dict(PolicyConfig, payload["policy_config"], prefix="policy_config.")
+        # Strict: an unknown key is an error; a key added since the file was written takes its default,
+        # except `sensory_norm`: checkpoints written before it existed hold policies without the norm.
+        saved = {"sensory_norm": "paper", **payload["policy_config"]}
+        config = from_dict(PolicyConfig, saved, prefix="policy_config.")
     except ConfigError as err:
         raise ConfigError(f"checkpoint {path}: {err}") from None
     wiring = Wiring.from_dict(payload["wiring"]) if payload["wiring"] is not None else None
     policy = build_policy(config, wiring)
     load_weights(policy, payload["state_dict"], source=str(path))
-    return policy, payload
+    return policy.eval(), payload
 
 
 def load_weights(policy: DrivingPolicy, state_dict: dict[str, torch.Tensor], source: str = "weights") -> None:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from perception.feature_net import FeatureMapNet
+from perception.feature_norm import FEATURE_NORMS
 from perception.preprocess import PreprocessContract
 from perception.tensor_preprocess import Preprocess
 from policies.head import RecurrentHead
@@ -35,6 +36,13 @@ class PolicyConfig:
         ode_unfolds: LTC solver unfolds per step (the paper: 6).
         cfc_mode: CfC mode: `default`, `no_gate` or `pure`.
         units: neurons of the LSTM / CT-RNN baselines (the paper: 64).
+        sensory_norm: how the conv head's 32 features enter the NCP heads (`ncp-ltc`, `ncp-cfc`,
+            `fc-ltc`, `random-ltc`): `batch` (default) standardises each feature over frames to mean
+            0.5, std 0.5, the LTC sensory sigmoids' operating range (perception.feature_norm.FeatureNorm:
+            batch moments in training, their running averages in eval); `paper` passes the raw ReLU
+            features as the paper does, bit for bit as this code did before the switch, which is
+            seed-fragile: training can stall at the zero predictor (README). The LSTM / CT-RNN / CNN
+            baselines ignore it. Checkpoints saved without the key load as `paper`.
         curvature_scale_1pm: the head's unit output is this many 1/m, so the network works at O(1).
         crop_top_frac, crop_bottom_frac: the preprocessing crop of the camera image (PreprocessContract).
         camera_height, camera_width: the camera image the policy takes, px (resized to 78x200 inside).
@@ -45,11 +53,16 @@ class PolicyConfig:
     ode_unfolds: int = 6
     cfc_mode: str = "default"
     units: int = 64
+    sensory_norm: str = "batch"
     curvature_scale_1pm: float = 0.05
     crop_top_frac: float = 0.0
     crop_bottom_frac: float = 0.0
     camera_height: int = 78
     camera_width: int = 200
+
+    def __post_init__(self) -> None:
+        if self.sensory_norm not in FEATURE_NORMS:
+            raise ValueError(f"policy.sensory_norm must be one of {FEATURE_NORMS}, got {self.sensory_norm!r}")
 
     @property
     def contract(self) -> PreprocessContract:

