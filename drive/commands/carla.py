@@ -6,7 +6,7 @@ import argparse
 import sys
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("carla", help="CARLA server utilities (needs the carla extra)")
     inner = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     check = inner.add_parser("check", help="connect; print client/server versions, current map, map list")

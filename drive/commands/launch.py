@@ -7,7 +7,7 @@ import argparse
 from drive.commands._options import add_set_option, comma_list
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("launch", help="run a launch file: record, train, evaluate, export, onboard, report")
     p.add_argument(
         "file", help="launch YAML, e.g. launch/demo.yaml (its relative paths: to the file's folder)"

@@ -7,7 +7,7 @@ import argparse
 from drive.commands._options import add_config_options, cli_overrides, comma_list
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("record", help="record expert drives with recovery perturbations")
     p.add_argument("--out", required=True, help="output directory (episodes go in episode-NNNN/)")
     p.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("sim", help="embedded simulator: preview images and video, list tracks")
     inner = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     prev = inner.add_parser("preview", help="PNG grid of conditions, track map, mp4 of a short drive")
