@@ -24,6 +24,7 @@ import hashlib
 import json
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar, Union
 
@@ -66,8 +67,11 @@ class Dispatched:
     @classmethod
     def _default_tag(cls) -> Any:
         """The tag field's default when the data leaves it out (`sim: {render: false}`), else None."""
-        if dataclasses.is_dataclass(cls):
-            for f in dataclasses.fields(cls):
+        # Through a plain `type` so that is_dataclass narrows it (on `type[Self]` mypy would call the
+        # branch unreachable: Dispatched itself is no dataclass, only its subclasses are).
+        klass: type = cls
+        if dataclasses.is_dataclass(klass):
+            for f in dataclasses.fields(klass):
                 if f.name == cls.tag_key and f.default is not dataclasses.MISSING:
                     return f.default
         return None
@@ -91,7 +95,7 @@ class Dispatched:
 
 
 def load_config(
-    cls: type[T], source: str | Path | dict[str, Any] | None = None, overrides: list[str] = ()
+    cls: type[T], source: str | Path | dict[str, Any] | None = None, overrides: Sequence[str] = ()
 ) -> T:
     """Build a `cls` dataclass from a YAML file or a dict, then apply `key.path=value` overrides.
 
@@ -122,10 +126,13 @@ def load_config(
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Strictly convert a nested dict into dataclass `cls` (unknown keys and wrong types are errors)."""
     if issubclass(cls, Dispatched):  # e.g. loading a `sim:` section on its own
-        return cls.from_config(data, prefix.rstrip("."))
+        loaded: T = cls.from_config(data, prefix.rstrip("."))  # from_config returns Any by design
+        return loaded
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    # T is unbounded (Dispatched subclasses come here too), so mypy cannot see that every other `cls`
+    # is a dataclass; fields() raises TypeError for one that is not, as it always did.
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
         key = f"{prefix}{unknown[0]}"
@@ -149,7 +156,8 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
 
 def to_dict(config: Any) -> dict[str, Any]:
     """The resolved config as plain JSON/YAML-able data (`Dispatched` fields as `to_config` gives them)."""
-    return json.loads(json.dumps(_plain(config), default=list))
+    plain: dict[str, Any] = json.loads(json.dumps(_plain(config), default=list))
+    return plain
 
 
 def _plain(value: Any) -> Any:
@@ -196,7 +204,7 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
         if value not in args:
             raise ConfigError(f"{key}: {value!r} is not one of {list(args)}")
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # a type hint is a class, never an instance
         return from_dict(tp, value, f"{key}.")
     if origin in (list, tuple):
         if isinstance(value, str) and "," in value:  # `--set seeds=0,1,2`
