@@ -71,7 +71,8 @@ class GaussianNoise(ObservationWrapper):
         noise = rng.standard_normal(image.shape, dtype=np.float32) * np.float32(
             np.sqrt(self.variance) * 255.0
         )
-        return np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+        noisy: np.ndarray = np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+        return noisy
 
 
 class BrightnessContrast(ObservationWrapper):
@@ -151,7 +152,7 @@ class Occlusion(ObservationWrapper):
         return {**super().params(), "count": self.count, "area": self.area}
 
     def perturb(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        out = image.copy()
+        out: np.ndarray = image.copy()
         h, w = image.shape[:2]
         side = np.sqrt(self.area)
         ph, pw = max(1, int(h * side)), max(1, int(w * side))
@@ -194,7 +195,7 @@ class SaltPepper(ObservationWrapper):
         return {**super().params(), "amount": self.amount}
 
     def perturb(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        out = image.copy()
+        out: np.ndarray = image.copy()
         hit = rng.random(image.shape[:2]) < self.amount
         out[hit] = np.where(rng.random(int(hit.sum())) < 0.5, 0, 255).astype(np.uint8)[:, None]
         return out
@@ -217,7 +218,9 @@ class FrameDelay(SimulatorWrapper):
     def params(self) -> dict[str, Any]:
         return {**super().params(), "frames": self.frames}
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Observation, dict[str, Any]]:
         obs, info = self.sim.reset(seed=seed, options=options)
         self._line.clear()
         self._line.extend([obs.image] * (self.frames + 1))
@@ -244,7 +247,9 @@ class FrameDrop(ObservationWrapper):
     def params(self) -> dict[str, Any]:
         return {**super().params(), "probability": self.probability}
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Observation, dict[str, Any]]:
         self._last = None
         return super().reset(seed=seed, options=options)
 

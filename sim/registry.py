@@ -42,10 +42,12 @@ class Backend:
     factory: Any
 
     def config_class(self) -> type:
-        return _resolve(self.config)
+        config_class: type = _resolve(self.config)  # _resolve imports by name, so it returns Any
+        return config_class
 
     def build(self, config: Any) -> Simulator:
-        return _resolve(self.factory)(config)
+        sim: Simulator = _resolve(self.factory)(config)
+        return sim
 
 
 BACKENDS: dict[str, Backend] = {}
@@ -174,7 +176,9 @@ def sim_meta(
     backend_name: str, config: Any, seed: int | None, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Recording metadata for a run of `backend_name` with `config`."""
-    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    # A config is a dataclass instance or a mapping (a dataclass class would fail either way).
+    is_instance = dataclasses.is_dataclass(config) and not isinstance(config, type)
+    cfg = dataclasses.asdict(config) if is_instance else dict(config)
     return {
         "simulator": backend_name,
         "track": str(cfg.get("track") or cfg.get("town") or "unknown"),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
 from sim.types import Command, Observation, Simulator
 from sim.wrapper import ObservationWrapper, SimulatorWrapper
@@ -79,6 +79,14 @@ class Intervention:
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)
         return {**{k: v for k, v in row.items() if k != "context"}, **self.context}
+
+
+class _Teleporting(Protocol):
+    """A simulator that can put the car back on the lane (the embedded and CARLA simulators can)."""
+
+    def teleport(
+        self, s_m: float, lateral_offset_m: float = 0.0, heading_error_rad: float = 0.0
+    ) -> tuple[Observation, dict[str, Any]]: ...
 
 
 class SafetyDriver(SimulatorWrapper):
@@ -147,7 +155,8 @@ class SafetyDriver(SimulatorWrapper):
                 )
                 self._stopped_since_s = None
                 if self.config.response == "teleport":
-                    obs, info = self.sim.teleport(info["s_m"], 0.0, 0.0)
+                    # `Simulator` has no teleport(); __init__ checked that this one has it.
+                    obs, info = cast(_Teleporting, self.sim).teleport(info["s_m"], 0.0, 0.0)
                     self._override_until_s = obs.timestamp_s + self.config.cooldown_s
                 else:
                     self._override_until_s = obs.timestamp_s + self.config.takeover_s

@@ -28,4 +28,5 @@ def import_carla() -> ModuleType:
         import carla
     except ImportError as err:
         raise ImportError(INSTALL_HINT) from err
-    return carla
+    module: ModuleType = carla  # carla ships no types (ignore_missing_imports), so mypy sees Any
+    return module

@@ -19,7 +19,7 @@ import heapq
 import itertools
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -30,6 +30,8 @@ from sim.types import Pose
 
 LaneKey = tuple[int, int, int]
 """A lane of the map: (road id, lane-section id, lane id)."""
+
+NodeT = TypeVar("NodeT", bound=Hashable)
 
 _MARKINGS = {"Solid": "solid", "SolidSolid": "solid", "SolidBroken": "solid", "BrokenSolid": "solid"}
 
@@ -58,8 +60,8 @@ def lane_key(waypoint: Any) -> LaneKey:
 
 
 def shortest_cycle(
-    start: Hashable, successors: Callable[[Hashable], Iterable[Hashable]], length: Callable[[Hashable], float]
-) -> list[Hashable]:
+    start: NodeT, successors: Callable[[NodeT], Iterable[NodeT]], length: Callable[[NodeT], float]
+) -> list[NodeT]:
     """The shortest cycle through `start` in a directed graph whose nodes have lengths.
 
     Args:
@@ -76,7 +78,7 @@ def shortest_cycle(
     counter = itertools.count()  # tie-breaker: nodes need not be comparable
     heap = [(length(start), next(counter), nxt, start) for nxt in successors(start)]
     heapq.heapify(heap)
-    parent: dict[Hashable, Hashable] = {}
+    parent: dict[NodeT, NodeT] = {}
     while heap:
         dist, _, node, prev = heapq.heappop(heap)
         if node in parent:

@@ -102,7 +102,11 @@ class Renderer:
         """Lateral offsets (S, N) of the strips along the road, bottom to top, and their colours."""
         cond, n = self.condition, len(geometry.s_m)
         hw, half_lane, half_mark = track.road_half_width_m, 0.5 * track.lane_width_m, 0.5 * MARKING_WIDTH_M
-        strips = [(-hw - VERGE_WIDTH_M, hw + VERGE_WIDTH_M, cond.verge), (-hw, hw, cond.road)]
+        # Offsets are floats, or (N,) arrays for the ragged slush; colours are RGB tuples.
+        strips: list[tuple[float | np.ndarray, float | np.ndarray, tuple[int, ...]]] = [
+            (-hw - VERGE_WIDTH_M, hw + VERGE_WIDTH_M, cond.verge),
+            (-hw, hw, cond.road),
+        ]
         if track.marking == "solid":
             for side in (1.0, -1.0):
                 strips.append((side * half_lane - half_mark, side * half_lane + half_mark, cond.marking))
@@ -272,7 +276,8 @@ class Renderer:
         rel = (self._dashes[idx] - origin) * rot
         pts, _ = self._projector.to_pixels(rel.real, rel.imag)
         if len(pts):
-            cv2.fillPoly(img, pts, self._marking_colour, cv2.LINE_AA, SHIFT)
+            # cv2's stubs type `pts` as a Sequence of arrays; fillPoly equally takes one (P, K, 2) array.
+            cv2.fillPoly(img, pts, self._marking_colour, cv2.LINE_AA, SHIFT)  # type: ignore[arg-type]
 
     def _draw_shade(
         self, img: np.ndarray, origin: complex, rot: complex, patches: np.ndarray, shadows: np.ndarray
@@ -318,7 +323,7 @@ class Renderer:
         # Rows of the base, crown base, crown centre and top; columns and sizes at the crown's depth.
         up = self._tree_up[idx]
         depth = fw[:, None] * self._cp - up * self._sp
-        geo = np.empty((len(idx), 7))
+        geo: np.ndarray = np.empty((len(idx), 7))  # float pixels, then fixed-point int32 below
         geo[:, 1:5] = self._cy - self._f * (fw[:, None] * self._sp + up * self._cp) / depth
         px_per_m = self._f / depth[:, 2]
         geo[:, 0] = self._cx - lf * px_per_m
@@ -346,12 +351,12 @@ class Renderer:
         cones[:, 0, :2, 1] = vcb[:, None]
         cones[:, 1, :2, 1] = ((vcb + vt) // 2)[:, None]
         cones[:, :, 2, 1] = vt[:, None]
-        geo = geo.tolist()
+        geo_rows = geo.tolist()  # plain Python ints for the per-tree cv2 calls below
         conifer = (trees.kind[idx] == TREE_KIND_CONIFER).tolist()
         detail = (cr > 2 * ONE).tolist()  # crowns over 2 px get their second shade
         line, rectangle, circle, fill = cv2.LINE_8, cv2.rectangle, cv2.circle, cv2.fillConvexPoly
         for i in big.tolist():
-            u, vb, vcb, vcc, vt, tw, cr = geo[i]
+            u, vb, vcb, vcc, vt, tw, cr = geo_rows[i]
             crown, top, trunk = colours[i]
             rectangle(img, (u - tw, vcb), (u + tw, vb), trunk, -1, line, SHIFT)
             if conifer[i]:

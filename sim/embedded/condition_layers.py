@@ -109,7 +109,8 @@ def _wrap(pano: np.ndarray, w: int) -> np.ndarray:
 def _angle_to(az: np.ndarray, el: np.ndarray, az0: float, el0: float) -> np.ndarray:
     """Approximate angular distance between directions (azimuth wrapped), rad."""
     daz = np.angle(np.exp(1j * (az - az0)))
-    return np.hypot(daz * np.cos(el0), el - el0)
+    angle_rad: np.ndarray = np.hypot(daz * np.cos(el0), el - el0)
+    return angle_rad
 
 
 def _smooth_noise(shape: tuple[int, int], seed: int, scale: int) -> np.ndarray:
@@ -125,11 +126,13 @@ def _smooth_noise(shape: tuple[int, int], seed: int, scale: int) -> np.ndarray:
     y = np.arange(rows) / scale
     y0 = np.floor(y).astype(int)
     fy = _smoothstep(y - y0)[:, None]
-    return g[y0] * (1 - fy) + g[y0 + 1] * fy
+    noise: np.ndarray = g[y0] * (1 - fy) + g[y0 + 1] * fy
+    return noise
 
 
 def _smoothstep(t: np.ndarray) -> np.ndarray:
-    return t * t * (3 - 2 * t)
+    eased: np.ndarray = t * t * (3 - 2 * t)
+    return eased
 
 
 def _cloud_noise(elevation: np.ndarray, azimuth: np.ndarray, seed: int) -> np.ndarray:
@@ -145,7 +148,8 @@ def _cloud_noise(elevation: np.ndarray, azimuth: np.ndarray, seed: int) -> np.nd
     size = 64
     pad = 8  # blur a periodic grid: pad by wrapping, blur, crop
     noise = np.pad(rng.normal(0, 1, (size, size)), pad, mode="wrap").astype(np.float32)
-    grid = np.ascontiguousarray(cv2.GaussianBlur(noise, (0, 0), 2.0)[pad:-pad, pad:-pad])
+    # Typed as a plain ndarray: cv2 types the blur as integer-or-float, which forbids the in-place `/=`.
+    grid: np.ndarray = np.ascontiguousarray(cv2.GaussianBlur(noise, (0, 0), 2.0)[pad:-pad, pad:-pad])
     grid /= 3 * grid.std()
     reach = 3.0 / np.tan(np.maximum(elevation, 0.02))  # grid cells to the cloud overhead there
     map_x = np.mod(reach * np.cos(azimuth)[None, :], size).astype(np.float32)
@@ -161,7 +165,7 @@ def _sky_panorama(
     el = np.maximum(elevation, 0.0)[:, None] * np.ones((1, cols))
     t = np.clip(el / 0.7, 0, 1) ** 0.6
     zen, hor = np.asarray(condition.sky_zenith, float), np.asarray(condition.sky_horizon, float)
-    sky = hor + (zen - hor) * t[..., None]
+    sky: np.ndarray = hor + (zen - hor) * t[..., None]
     if rows == 0:
         return sky.astype(np.uint8)
     if condition.cloud_cover > 0:
@@ -185,7 +189,8 @@ def _sky_panorama(
     hills = _smooth_noise((1, cols), seed + 3, scale=max(8, cols // 6))[0]
     top = np.clip(0.016 + 0.01 * bumps + 0.016 * hills, 0.004, None)
     sky[elevation[:, None] < top[None, :]] = condition.treeline_rgb
-    return np.clip(sky, 0, 255).astype(np.uint8)
+    sky_u8: np.ndarray = np.clip(sky, 0, 255).astype(np.uint8)
+    return sky_u8
 
 
 def _precipitation(kind: str, h: int, w: int, seed: int, frames: int = 8) -> np.ndarray | None:

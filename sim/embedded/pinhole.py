@@ -78,7 +78,8 @@ class CameraConfig:
     def row_elevation_rad(self) -> np.ndarray:
         """(H,) elevation above the horizontal of each row's ray at the centre column, rad."""
         f, (_, cy) = self.focal_px, self.centre_px
-        return np.arctan((cy - np.arange(self.height)) / f) - self.pitch_rad
+        elevation_rad: np.ndarray = np.arctan((cy - np.arange(self.height)) / f) - self.pitch_rad
+        return elevation_rad
 
     def ground_hits_m(self) -> tuple[np.ndarray, np.ndarray]:
         """Where each pixel's ray meets the ground, relative to the camera.

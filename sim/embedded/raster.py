@@ -91,7 +91,9 @@ class GroundProjector:
         self._cx, self._cy = camera.centre_px
         self.hidden_depth_m = camera.hidden_ground_depth_m()
 
-    def to_pixels(self, forward: np.ndarray, left: np.ndarray) -> tuple[list | np.ndarray, np.ndarray]:
+    def to_pixels(
+        self, forward: np.ndarray, left: np.ndarray
+    ) -> tuple[list[np.ndarray] | np.ndarray, np.ndarray]:
         """Ground polygons in car-frame offsets from the camera -> near-clipped pixel polygons.
 
         Args:

@@ -359,7 +359,8 @@ def edge_wobble(geometry: RoadGeometry, seed: int) -> np.ndarray:
     phase = rng.uniform(0, 2 * np.pi, 12)
     wave = np.sin(cycles[:, None] * turns[None, :] + phase[:, None]).sum(0)
     wave -= wave.min()
-    return wave / max(float(wave.max()), 1e-9)
+    normalised: np.ndarray = wave / max(float(wave.max()), 1e-9)
+    return normalised
 
 
 def non_overlapping_groups(polygons_xy_m: np.ndarray) -> np.ndarray:

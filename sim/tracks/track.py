@@ -7,6 +7,7 @@ renderer, the vehicle's privileged info and the pure-pursuit expert all read thi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class Track:
     shoulder_m: float = 0.5
     marking: str = "dashed"
     scenery_seed: int = 0
-    extras: dict = field(default_factory=dict, compare=False)
+    extras: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def road_half_width_m(self) -> float:

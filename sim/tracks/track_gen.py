@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,7 +146,9 @@ def _oval() -> Track:
 class _PolarShape:
     """r(θ) = R (1 + A Σ c_k cos(kθ + φ_k)), x = sx r cos θ, y = r sin θ, with analytic derivatives."""
 
-    def __init__(self, radius_m: float, stretch_x: float, orders: np.ndarray, coeffs: np.ndarray, phases):
+    def __init__(
+        self, radius_m: float, stretch_x: float, orders: np.ndarray, coeffs: np.ndarray, phases: np.ndarray
+    ) -> None:
         self.radius_m = radius_m
         self.stretch_x = stretch_x
         self.orders = orders.astype(np.float64)
@@ -156,17 +159,22 @@ class _PolarShape:
     def radius(self, theta: np.ndarray, derivative: int = 0) -> np.ndarray:
         arg = np.outer(theta, self.orders) + self.phases  # (T, K)
         k, c = self.orders, self.coeffs
+        # Typed locals: numpy types arithmetic on dtype[Any] arrays as Any.
         if derivative == 0:
-            return self.radius_m * (1.0 + self.amplitude * (np.cos(arg) @ c))
-        if derivative == 1:
-            return self.radius_m * self.amplitude * (-np.sin(arg) @ (c * k))
-        return self.radius_m * self.amplitude * (-np.cos(arg) @ (c * k * k))
+            r: np.ndarray = self.radius_m * (1.0 + self.amplitude * (np.cos(arg) @ c))
+        elif derivative == 1:
+            r = self.radius_m * self.amplitude * (-np.sin(arg) @ (c * k))
+        else:
+            r = self.radius_m * self.amplitude * (-np.cos(arg) @ (c * k * k))
+        return r
 
     def x(self, theta: np.ndarray) -> np.ndarray:
-        return self.stretch_x * self.radius(theta) * np.cos(theta)
+        x: np.ndarray = self.stretch_x * self.radius(theta) * np.cos(theta)
+        return x
 
     def y(self, theta: np.ndarray) -> np.ndarray:
-        return self.radius(theta) * np.sin(theta)
+        y: np.ndarray = self.radius(theta) * np.sin(theta)
+        return y
 
     def curvature(self, theta: np.ndarray) -> np.ndarray:
         """Signed curvature for increasing θ (counter-clockwise), 1/m."""
@@ -174,7 +182,8 @@ class _PolarShape:
         cos, sin, sx = np.cos(theta), np.sin(theta), self.stretch_x
         dx, dy = sx * (r1 * cos - r * sin), r1 * sin + r * cos
         ddx, ddy = sx * (r2 * cos - 2 * r1 * sin - r * cos), r2 * sin + 2 * r1 * cos - r * sin
-        return (dx * ddy - dy * ddx) / np.power(dx * dx + dy * dy, 1.5)
+        kappa_1pm: np.ndarray = (dx * ddy - dy * ddx) / np.power(dx * dx + dy * dy, 1.5)
+        return kappa_1pm
 
 
 def _generate(
@@ -237,7 +246,9 @@ def _fit_amplitude(shape: _PolarShape, theta: np.ndarray, target_1pm: float) -> 
     return lo > 0.0
 
 
-def _resample(theta: np.ndarray, x_fn, y_fn) -> np.ndarray:
+def _resample(
+    theta: np.ndarray, x_fn: Callable[[np.ndarray], np.ndarray], y_fn: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
     """Points of the curve every ~SPACING_M of arc length, (M, 2), evaluated exactly at interpolated θ."""
     x, y = x_fn(theta), y_fn(theta)
     seg = np.hypot(np.diff(x, append=x[0]), np.diff(y, append=y[0]))
