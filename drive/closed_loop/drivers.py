@@ -13,12 +13,17 @@ Every driver has `name`, `reset(seed)`, `act(obs, info) -> curvature_1pm`, and `
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from sim.expert import PerturbationConfig, RecoveryPerturbation
 from sim.types import Observation
+
+if TYPE_CHECKING:  # torch is imported lazily: `import drive` must not pull it in
+    import torch
+
+    from policies.driving_policy import DrivingPolicy
 
 
 class Driver(Protocol):
@@ -39,8 +44,9 @@ class ExpertDriver:
     """
 
     name = "expert"
-    hidden_state = None
-    saliency = None
+    # Always None for the expert; typed as the `Driver` protocol has them.
+    hidden_state: np.ndarray | None = None
+    saliency: np.ndarray | None = None
 
     def __init__(self, perturbation: PerturbationConfig | None = None) -> None:
         self.perturbation = perturbation
@@ -70,7 +76,7 @@ class PolicyRunner:
     """
 
     def __init__(
-        self, policy, device: str = "cpu", saliency: str | None = None, name: str | None = None
+        self, policy: DrivingPolicy, device: str = "cpu", saliency: str | None = None, name: str | None = None
     ) -> None:
         import torch
 
@@ -83,7 +89,7 @@ class PolicyRunner:
         if saliency and not policy.has_feature_maps:
             raise ValueError(f"policy {self.name!r} has no feature maps for saliency")
         self.saliency_method = saliency
-        self._state = None
+        self._state: torch.Tensor | None = None
         self.hidden_state: np.ndarray | None = None
         self.saliency: np.ndarray | None = None
 
@@ -102,6 +108,7 @@ class PolicyRunner:
         torch = self._torch
         if self._state is None:
             self.reset()
+        assert self._state is not None  # for mypy: reset() set it
         with torch.inference_mode():
             image = torch.from_numpy(np.ascontiguousarray(obs.image)).to(self.device).unsqueeze(0)
             noise = getattr(obs, "input_noise", None)  # an optional Observation field

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from sim.perturbations import applied_noise_variance
 from sim.safety_driver import SafetyDriver
 from sim.types import Command, Observation, Simulator
 from sim.wrapper import SimulatorWrapper
+
+if TYPE_CHECKING:  # recordings (pyarrow) is imported only when a drive is recorded
+    from recordings.writer import RecordingWriter
 
 EXTRA_COLUMNS = {"policy_curvature_1pm": "float32", "road_curvature_1pm": "float32", "lap": "int32"}
 """Telemetry columns the closed loop adds to the base table."""
@@ -191,10 +194,16 @@ def _row(
     }
 
 
-def _open_writer(path, obs: Observation, meta: dict[str, Any] | None, hidden, saliency):
+def _open_writer(
+    path: str | Path,
+    obs: Observation,
+    meta: dict[str, Any] | None,
+    hidden: list[np.ndarray],
+    saliency: list[np.ndarray],
+) -> RecordingWriter:
     from recordings.writer import RecordingWriter
 
-    extra_arrays = {}
+    extra_arrays: dict[str, tuple[tuple[int, ...], str]] = {}
     if hidden:
         extra_arrays["hidden_state"] = (hidden[-1].shape, "float32")
     if saliency:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,11 +53,15 @@ class OnboardDriver:
     """
 
     name = "onboard"
-    saliency = None
+    saliency: np.ndarray | None = None  # no saliency on board; typed as the `Driver` protocol has it
 
     def __init__(
-        self, model_path, deadline_s: float | None = None, threads: int = 1, clock=time.perf_counter
-    ):
+        self,
+        model_path: str | Path,
+        deadline_s: float | None = None,
+        threads: int = 1,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.policy = OnboardPolicy(model_path, intra_op_num_threads=threads)
         self.deadline_s = deadline_s if deadline_s is not None else self.policy.contract.control_period_s
         if not self.deadline_s > 0:
@@ -90,7 +96,7 @@ class OnboardDriver:
 
 
 def drive_onboard(
-    model_path,
+    model_path: str | Path,
     *,
     track: str = "forest",
     condition: str = "summer",
@@ -100,7 +106,7 @@ def drive_onboard(
     deadline_s: float | None = None,
     threads: int = 1,
     max_time_s: float | None = 600.0,
-    record_to=None,
+    record_to: str | Path | None = None,
 ) -> dict[str, Any]:
     """Drive the embedded simulator with an exported model under the default safety driver.
 

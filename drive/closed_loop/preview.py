@@ -14,6 +14,7 @@ from drive.closed_loop.loop import EpisodeLimits, run_episode
 from sim.conditions import CONDITIONS
 from sim.embedded.simulator import EmbeddedSimConfig, EmbeddedSimulator
 from sim.expert import PerturbationConfig
+from sim.tracks.track import Track
 
 SCALE = 3
 """Upscaling of the 78x200 frames in the grid and the video, so details are visible."""
@@ -35,6 +36,7 @@ def preview(track: str, out_dir: str | Path, *, seed: int = 0, seconds: float = 
             keep_frames=True,
         )
         _track_map(sim.track, result.telemetry, paths["map"])
+    assert result.frames is not None  # for mypy: keep_frames=True keeps them
     _video(result.frames, result.telemetry, paths["video"], fps=int(round(1.0 / base.dt_ctrl_s)))
     return paths
 
@@ -56,7 +58,7 @@ def _condition_grid(base: EmbeddedSimConfig, seed: int, columns: int = 3) -> np.
     return np.concatenate(rows, axis=0)
 
 
-def _track_map(track, telemetry: dict[str, np.ndarray], path: Path) -> None:
+def _track_map(track: Track, telemetry: dict[str, np.ndarray], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,7 +96,7 @@ def _track_map(track, telemetry: dict[str, np.ndarray], path: Path) -> None:
 
 def _video(frames: np.ndarray, telemetry: dict[str, np.ndarray], path: Path, fps: int) -> None:
     h, w = frames.shape[1] * SCALE, frames.shape[2] * SCALE
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
     if not writer.isOpened():
         raise RuntimeError(f"cannot open an mp4 writer for {path}")
     try:

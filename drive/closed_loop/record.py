@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from drive.closed_loop.drivers import ExpertDriver
 from drive.closed_loop.loop import EpisodeLimits, run_episode
@@ -141,7 +142,7 @@ def record(
     return paths
 
 
-def _progress_bar(total: int, enabled: bool):
+def _progress_bar(total: int, enabled: bool) -> Any:  # a tqdm bar; tqdm ships no types
     from tqdm import tqdm
 
     return tqdm(total=total, unit="step", disable=not enabled, dynamic_ncols=True, desc="record")

@@ -12,12 +12,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from drive.eval.plan import EXPERT, EpisodeSpec, EvalConfig
 from sim.types import Observation
+from sim.wrapper import SimulatorWrapper
+
+if TYPE_CHECKING:  # torch is imported only when a policy is loaded
+    from policies.driving_policy import DrivingPolicy
 
 TRAJECTORY_COLUMNS = (
     "frame",
@@ -34,7 +38,8 @@ TRAJECTORY_COLUMNS = (
 )
 """Telemetry columns an outcome carries back to the report (the full table is in a recording)."""
 
-_POLICIES: dict[tuple, Any] = {}  # (checkpoint path, mtime, size) -> DrivingPolicy, loaded once per process
+# (checkpoint path, mtime ns, size) -> its policy, loaded once per process
+_POLICIES: dict[tuple[str, int, int], DrivingPolicy] = {}
 
 
 @dataclass
@@ -94,7 +99,7 @@ class WindowedDriver:
         in_window = self._step < self.saliency_frames
         if self._method is not None:
             self.driver.saliency_method = self._method if in_window else None
-        curvature = self.driver.act(obs, info)
+        curvature: float = self.driver.act(obs, info)
         self.saliency = self.driver.saliency if (in_window and self._method is not None) else None
         self.hidden_state = self.driver.hidden_state
         if self._step < self.keep_frames:
@@ -159,9 +164,12 @@ def run_job(
         sim = episode_sim.build(
             safety=config.safety, perturbations=config.episode_perturbations(spec), safety_context=context
         )
+        # Built with a safety driver (EvalConfig always has one), so `sim` is a wrapper chain; every
+        # backend under it has a `track`, which the `Simulator` protocol does not declare.
+        backend: Any = cast(SimulatorWrapper, sim).unwrapped
         limits = EpisodeLimits(
             max_steps=config.max_steps,
-            max_time_s=config.episode_time_cap_s(sim.unwrapped.track.length_m),
+            max_time_s=config.episode_time_cap_s(backend.track.length_m),
             laps=config.laps,
         )
         record_to = out / "episodes" / spec.episode_id if config.record else None

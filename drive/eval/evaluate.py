@@ -12,6 +12,7 @@ over the whole matrix (its total is estimated from the lap length and corrected 
 
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
 import queue as queue_module
 import sys
@@ -35,7 +36,7 @@ def describe_policies(config: EvalConfig) -> list[dict[str, Any]]:
     """
     from policies.checkpoint import read_checkpoint
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for policy in config.policies:
         if policy == EXPERT:
             rows.append({"policy": policy, "name": EXPERT, "step": None, "trained_tracks": None})
@@ -100,7 +101,7 @@ def run_episodes(
         if config.workers <= 1 or len(specs) == 1:
             outcomes = []
             for spec in specs:
-                outcomes.append(run_job(config, spec, out, lambda n, i=spec.index: bar.steps(i, n)))
+                outcomes.append(run_job(config, spec, out, functools.partial(bar.steps, spec.index)))
                 bar.finished(outcomes[-1])
         else:
             outcomes = _run_pool(config, specs, out, bar)

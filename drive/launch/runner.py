@@ -18,11 +18,15 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drive.closed_loop.record import RecordConfig
+
+if TYPE_CHECKING:  # the eval plan is imported when the eval stage runs
+    from drive.eval.plan import EvalConfig
 
 STAGES = ("record", "train", "eval", "export", "onboard", "report")
 
@@ -129,7 +133,9 @@ class LaunchConfig:
             raise ValueError("onboard.precisions has int8 but export.int8 is false (nothing to drive)")
 
 
-def load_launch(path: str | Path, overrides: list[str] = (), out: str | Path | None = None) -> LaunchConfig:
+def load_launch(
+    path: str | Path, overrides: Sequence[str] = (), out: str | Path | None = None
+) -> LaunchConfig:
     """Load a launch file, its relative paths resolved against the file's folder.
 
     Args:
@@ -251,7 +257,7 @@ class Launch:
     def _stage_train(self) -> dict[str, Any]:
         from drive.training.run import resolve_config, run_training
 
-        results = {}
+        results: dict[str, dict[str, Any]] = {}
         for policy in self.config.train.policies:
             run_dir = self.run_dir(policy)
             marker = run_dir / "DONE"
@@ -275,7 +281,7 @@ class Launch:
         skipped = all(r.get("skipped") for r in results.values())
         return {"skipped": skipped, "policies": results} if skipped else {"policies": results}
 
-    def _eval_config(self):
+    def _eval_config(self) -> EvalConfig:
         from common.strict_config import from_dict
         from drive.eval.plan import EvalConfig
 
