@@ -47,7 +47,7 @@ def normalize_01(maps: torch.Tensor) -> torch.Tensor:
     return ((maps - low) / span).clamp(0.0, 1.0)
 
 
-def _check_size(input_size: tuple[int, int], where: str) -> tuple[int, int]:
+def _check_size(input_size: tuple[int, ...], where: str) -> tuple[int, int]:
     if len(input_size) != 2 or any(int(s) != s or s <= 0 for s in input_size):
         raise ValueError(f"{where}: input_size must be (height, width) positive ints, got {input_size!r}")
     return int(input_size[0]), int(input_size[1])
@@ -81,7 +81,7 @@ def visual_backprop(feature_maps: Sequence[torch.Tensor], input_size: tuple[int,
         averages = [_scale_by_max(fmap.float().mean(dim=1)) for fmap in feature_maps]
         mask = averages[-1]
         for shallower in reversed(averages[:-1]):
-            mask = _upsample(mask, tuple(shallower.shape[-2:])) * shallower
+            mask = _upsample(mask, (shallower.shape[-2], shallower.shape[-1])) * shallower
         return normalize_01(_upsample(mask, size_hw))
 
 

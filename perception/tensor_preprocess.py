@@ -23,7 +23,7 @@ def static_shape(tensor: torch.Tensor) -> tuple[int, ...]:
     intended; the tracer's warning about it is silenced here (and for the resize matrices below).
     """
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]  # no __all__
         return tuple(int(size) for size in tensor.shape)
 
 
@@ -54,7 +54,7 @@ def preprocess_torch(images_u8: torch.Tensor, contract: PreprocessContract) -> t
     rows_np, cols_np = resize_weights((bottom - top, width), dst_hw)
     with warnings.catch_warnings():
         # Constants in an exported graph, as intended (see `static_shape`).
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]  # no __all__
         rows = torch.from_numpy(rows_np).to(images_u8.device)
         cols = torch.from_numpy(cols_np).to(images_u8.device)
     x = cropped.to(torch.float32).permute(0, 3, 1, 2)  # (B, 3, h, W): matmul over the last two axes

@@ -15,6 +15,8 @@ memory augmentation, as ncps); the flat protocol state is then [h, c], width 2·
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -155,7 +157,9 @@ class CfC(nn.Module):
     def hidden_activity(self, state: torch.Tensor) -> torch.Tensor:
         """(B, state_size) -> (B, units) CfC states h; wired: in neuron-id order (column i = neuron i)."""
         h = state[:, : self.units]
-        return self.rnn_cell.hidden_activity(h) if self.wiring is not None else h
+        if self.wiring is None:
+            return h
+        return cast(WiredCfCCell, self.rnn_cell).hidden_activity(h)  # a wiring makes a WiredCfCCell
 
     # ncps interface ---------------------------------------------------------------------------------
     def forward(
@@ -197,7 +201,9 @@ class CfC(nn.Module):
                 raise RuntimeError(
                     "a CfC with mixed_memory=True needs a tuple (h0, c0) as state, got a Tensor"
                 )
-            h, c = hx if self.mixed_memory else (hx, None)
+            # hx's type follows mixed_memory (a tuple with it, checked above; a Tensor without it, as
+            # ncps), which the signature cannot say; typing it would mean changing these checks.
+            h, c = hx if self.mixed_memory else (hx, None)  # type: ignore[assignment]
             if h.dim() != (2 if batched else 1):
                 raise RuntimeError(
                     f"for {'batched 3-D' if batched else 'unbatched 2-D'} input, hx must be "
@@ -215,7 +221,8 @@ class CfC(nn.Module):
             readout = readout.squeeze(0 if self.batch_first else 1)  # as ncps, also without sequences
             h = h[0]
             c = c[0] if c is not None else None
-        return readout, ((h, c) if self.mixed_memory else h)
+        # With mixed memory c is a Tensor (from hx or zeros), which mypy cannot follow through the flag.
+        return readout, ((h, c) if self.mixed_memory else h)  # type: ignore[return-value]
 
     # Internals --------------------------------------------------------------------------------------
     def _run(

@@ -15,6 +15,9 @@ which is wrong, or fails, whenever batch ≠ 1).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -86,6 +89,7 @@ def cfc_update(
         (B, H) the new hidden state h'.
     """
     if mode == "pure":
+        assert w_tau_abs is not None and a is not None  # for mypy: pure mode passes both (pure_params)
         decay = torch.exp(-ts * (w_tau_abs + z.abs()))
         return a - a * decay * z  # = −A·exp(…)·ff1 + A
     ff1, ff2, t_a, t_b = z.chunk(4, dim=-1)
@@ -114,6 +118,10 @@ class CfCCell(nn.Module):
         sparsity_mask: optional (I + H, H) [source, target] connectivity (signs ignored) that masks the
             ff1/ff2 weights (not the time heads, as ncps); needs `backbone_layers == 0`.
     """
+
+    # A buffer registered by name (None without a mask); declared for type checkers, to which
+    # nn.Module's __getattr__ says only `Tensor | Module`.
+    sparsity_mask: torch.Tensor | None
 
     def __init__(
         self,
@@ -239,15 +247,20 @@ class CfCCell(nn.Module):
         """
         i = self.input_size
         heads_w, heads_b = self.fused_heads()
+        # The backbone's first layer's Parameters, or the heads' fused (masked) weight and bias.
+        first_w: torch.Tensor
+        first_b: torch.Tensor
         if self.backbone is not None:
-            first = self.backbone[0]
+            first = cast(nn.Linear, self.backbone[0])  # built so in __init__; Sequential says Module
             first_w, first_b, rest = first.weight, first.bias, self.backbone[1:]
         else:
             first_w, first_b, rest = heads_w, heads_b, None
         x_part = F.linear(x, first_w[:, :i], first_b).unbind(1)
         h_weight_t = first_w[:, i:].t()
         w_tau_abs, a = self.pure_params()
-        steps_ts = [1.0] * x.shape[1] if timespans is None else timespans.unsqueeze(-1).unbind(1)
+        steps_ts: Sequence[float | torch.Tensor] = (
+            [1.0] * x.shape[1] if timespans is None else timespans.unsqueeze(-1).unbind(1)
+        )
         h, out = hx, []
         for x_t, ts in zip(x_part, steps_ts):
             z = torch.addmm(x_t, h, h_weight_t)

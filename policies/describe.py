@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Protocol, cast
+
+
+class _DescribedHead(Protocol):
+    """The extra reporting members of the LTC heads (`LTC`, `LTCCell`), beyond `RecurrentHead`."""
+
+    def parameter_breakdown(self) -> dict[str, int]: ...
+
 
 def describe_policy(name: str = "ncp-ltc", wiring_seed: int | None = None) -> str:
     """A human-readable description of registry policy `name` (built fresh, untrained)."""
@@ -32,7 +40,8 @@ def describe_policy(name: str = "ncp-ltc", wiring_seed: int | None = None) -> st
         ]
     summary = getattr(policy.head, "parameter_summary", None)
     if summary is not None:
-        b = policy.head.parameter_breakdown()
+        # Only the LTC heads have parameter_summary, and they have parameter_breakdown too.
+        b = cast(_DescribedHead, policy.head).parameter_breakdown()
         lines.append(f"  head parameters: {summary()}")
         lines.append(
             f"  (the head stores {b['allocated_params']:,} values: dense synapse tensors whose masked-out "

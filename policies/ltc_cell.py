@@ -83,7 +83,9 @@ class LTCCell(LTCParameters):
 
     def _inference_tensors(self) -> tuple[Synapses, tuple[torch.Tensor, ...]]:
         """The cached (synapses, Δt = 1 step constants) of the current parameters (no-grad use only)."""
-        key = tuple((p.data_ptr(), p._version) for p in self._parameters.values())
+        # torch types _parameters as Parameter | None (register_parameter takes None); this module
+        # never registers a None parameter.
+        key = tuple((p.data_ptr(), p._version) for p in self._parameters.values())  # type: ignore[union-attr]
         cached = self.__dict__.get("_inference_cache")
         if cached is None or cached[0] != key:
             syn = self._compute_synapses(compiled(ltc_solver.synapse_tensors))
@@ -97,8 +99,11 @@ class LTCCell(LTCParameters):
 
     def _compute_synapses(self, fn: Any) -> Synapses:
         implicit = self._implicit_param_constraints
-        internal = fn(self.w, self.erev, self.sigma, self.mu, self._flat, self._dst_onehot, implicit)
-        sensory = fn(
+        # Typed as synapse_tensors returns them, so the Synapses(...) unpacking below is checked.
+        internal: tuple[torch.Tensor, torch.Tensor, torch.Tensor] = fn(
+            self.w, self.erev, self.sigma, self.mu, self._flat, self._dst_onehot, implicit
+        )
+        sensory: tuple[torch.Tensor, torch.Tensor, torch.Tensor] = fn(
             self.sensory_w,
             self.sensory_erev,
             self.sensory_sigma,
@@ -141,7 +146,8 @@ class LTCCell(LTCParameters):
         return out
 
     def _check(self, x: torch.Tensor, state: torch.Tensor) -> None:
-        if torch.jit.is_tracing():  # shapes are fixed by the example inputs of a trace
+        # torch.jit leaves is_tracing out of __all__ and unannotated (untyped_calls_exclude misses it so).
+        if torch.jit.is_tracing():  # type: ignore[attr-defined,no-untyped-call]  # shapes fixed by the trace
             return
         if x.dim() != 2 or x.shape[1] != self.sensory_size:
             raise ValueError(f"LTC input must be (B, {self.sensory_size}), got {tuple(x.shape)}")
@@ -181,7 +187,7 @@ class LTCCell(LTCParameters):
             if not (isinstance(elapsed_s, (int, float)) and float(elapsed_s) == 1.0):
                 c = self.capacitance_rate(syn.cm, elapsed_s, x.shape[0])
                 bias = torch.cat([syn.leak_num.expand_as(c), syn.leak_den + c], -1)
-            return compiled(ltc_solver.step_mapped)(
+            mapped: tuple[torch.Tensor, torch.Tensor] = compiled(ltc_solver.step_mapped)(
                 x,
                 state,
                 in_w,
@@ -201,6 +207,7 @@ class LTCCell(LTCParameters):
                 self.motor_size,
                 self._ode_unfolds,
             )
+            return mapped
         syn = self.synapses()
         c = self.capacitance_rate(syn.cm, elapsed_s, x.shape[0])
         bias = torch.cat([syn.leak_num.expand_as(c), syn.leak_den + c], -1)
@@ -273,7 +280,7 @@ class LTCCell(LTCParameters):
                 *args, self._src, syn.sigma, syn.neg_sigma_mu, syn.scatter, self._ode_unfolds
             )
         elif torch.is_grad_enabled():
-            vs = FusedSolve.apply(
+            vs = FusedSolve.apply(  # type: ignore[no-untyped-call]  # torch leaves Function.apply untyped
                 *args,
                 syn.sigma,
                 syn.neg_sigma_mu,

@@ -9,6 +9,8 @@ digest checked on `load_state_dict`, and the edge lists the solver works on.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -46,6 +48,28 @@ def inverse_softplus(value: torch.Tensor) -> torch.Tensor:
 
 class LTCParameters(nn.Module):
     """Parameters, buffers and sizes of an LTC cell over a wiring (arguments: see `LTCCell`)."""
+
+    # Registered by name below; declared here for type checkers, to which nn.Module's __getattr__ says
+    # only `Tensor | Module`. Annotations alone: nothing is set on the class.
+    gleak: nn.Parameter
+    vleak: nn.Parameter
+    cm: nn.Parameter
+    sigma: nn.Parameter
+    mu: nn.Parameter
+    w: nn.Parameter
+    sensory_sigma: nn.Parameter
+    sensory_mu: nn.Parameter
+    sensory_w: nn.Parameter
+    wiring_digest: torch.Tensor
+    sparsity_mask: torch.Tensor
+    sensory_sparsity_mask: torch.Tensor
+    _src: torch.Tensor
+    _flat: torch.Tensor
+    _dst_onehot: torch.Tensor
+    _sensory_src: torch.Tensor
+    _sensory_flat: torch.Tensor
+    _sensory_dst_onehot: torch.Tensor
+    _src_onehot: torch.Tensor
 
     def __init__(
         self,
@@ -225,7 +249,9 @@ class LTCParameters(nn.Module):
 
     # Checkpoints: the wiring travels with the weights -------------------------------------------------
     # The digest is a uint8 buffer, not extra state: the ONNX tracer takes only tensors in a state dict.
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
         # Checked before anything is copied, so a refused load changes nothing.
         saved_digest = state_dict.get(prefix + "wiring_digest")
         if saved_digest is not None and not torch.equal(saved_digest.cpu(), self.wiring_digest.cpu()):

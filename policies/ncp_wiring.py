@@ -6,7 +6,8 @@ layered wiring of Lechner et al. 2020, built by the rules of the reference libra
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class NCP(Wiring):
         *,
         input_dim: int,
     ) -> None:
-        params = dict(
+        params: dict[str, Any] = dict(
             inter_neurons=inter_neurons,
             command_neurons=command_neurons,
             motor_neurons=motor_neurons,
@@ -101,7 +102,7 @@ def _fan_out(
     sources: np.ndarray,
     targets: np.ndarray,
     fanout: int,
-    polarity,
+    polarity: Callable[[int], np.ndarray],
 ) -> None:
     """Connect each source to `fanout` distinct targets; then give unreached targets the mean fan-in."""
     for src in sources:

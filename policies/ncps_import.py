@@ -143,6 +143,7 @@ def _load_ncps_state(ours: nn.Module, theirs: nn.Module) -> None:
 def _cfc_from_ncps(module: nn.Module, nt: Any) -> CfC | CfCCell | WiredCfCCell:
     """Our `CfC`, `CfCCell` or `WiredCfCCell` for an ncps `CfC`, `CfCCell` or `WiredCfCCell` (checked by the
     caller), carrying its weights and wiring."""
+    ours: CfC | CfCCell | WiredCfCCell
     if isinstance(module, nt.CfC):
         if isinstance(module.rnn_cell, nt.WiredCfCCell):
             ours = CfC(
@@ -171,13 +172,14 @@ def _cfc_from_ncps(module: nn.Module, nt: Any) -> CfC | CfCCell | WiredCfCCell:
             )
     elif isinstance(module, nt.WiredCfCCell):
         ours = WiredCfCCell(None, wiring_from_ncps(module._wiring), module._layers[0].mode)
-    else:  # nt.CfCCell
-        mask = module.sparsity_mask
+    else:
+        theirs: Any = module  # an nt.CfCCell; ncps ships no types (isinstance on Any did not narrow)
+        mask = theirs.sparsity_mask
         ours = CfCCell(
-            int(module.input_size),
-            int(module.hidden_size),
+            int(theirs.input_size),
+            int(theirs.hidden_size),
             sparsity_mask=None if mask is None else mask.detach().cpu().numpy().T,  # ncps keeps it transposed
-            **_dense_cell_config(module),
+            **_dense_cell_config(theirs),
         )
     _load_ncps_state(ours, module)
     return ours
@@ -185,11 +187,12 @@ def _cfc_from_ncps(module: nn.Module, nt: Any) -> CfC | CfCCell | WiredCfCCell:
 
 def _ltc_from_ncps(module: nn.Module, nt: Any) -> LTC | LTCCell:
     """Our `LTC` or `LTCCell` for an ncps `LTC` or `LTCCell` (checked by the caller)."""
+    ours: LTC | LTCCell
     if isinstance(module, nt.LTC):
         if module.use_mixed:
             raise ValueError("ncps LTC with mixed_memory=True has no equivalent here")
         theirs = module.rnn_cell
-        ours: LTC | LTCCell = LTC(
+        ours = LTC(
             wiring_from_ncps(theirs._wiring),
             return_sequences=module.return_sequences,
             batch_first=module.batch_first,

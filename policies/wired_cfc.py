@@ -21,6 +21,9 @@ step-by-step recursion.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -54,6 +57,11 @@ class WiredCfCCell(nn.Module):
         wiring: the connectivity; its `layers` give the sub-cells (input side first).
         mode: `default`, `no_gate` or `pure`.
     """
+
+    # Buffers registered by name; declared for type checkers, to which nn.Module's __getattr__ says
+    # only `Tensor | Module`.
+    state_index_of_neuron: torch.Tensor
+    wiring_digest: torch.Tensor
 
     def __init__(self, input_size: int | None, wiring: Wiring, mode: str = "default") -> None:
         super().__init__()
@@ -123,7 +131,9 @@ class WiredCfCCell(nn.Module):
 
     # Checkpoints: refuse weights trained on another wiring ------------------------------------------
     # The digest is a uint8 buffer (not extra state: the ONNX tracer cannot take non-tensor state).
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
         # Checked before any weight is copied (children load after this), so a refused load changes nothing.
         theirs = state_dict.get(prefix + "wiring_digest")
         if theirs is not None and not torch.equal(theirs.cpu(), self.wiring_digest.cpu()):
@@ -133,6 +143,7 @@ class WiredCfCCell(nn.Module):
             )
         for l, cell in enumerate(self._layers):
             mask = state_dict.get(f"{prefix}layer_{l}.sparsity_mask")
+            assert cell.sparsity_mask is not None  # for mypy: every wired sub-cell is built with a mask
             if mask is not None and (
                 mask.shape != cell.sparsity_mask.shape
                 or not torch.equal(mask.cpu(), cell.sparsity_mask.cpu())
@@ -182,7 +193,7 @@ class WiredCfCCell(nn.Module):
         """
         k, n, sizes = self._layers[0].heads, self.state_size, self.layer_sizes
         offsets = np.cumsum([0, *sizes]).tolist()
-        w_state = None
+        w_state: torch.Tensor | None = None
         biases = []
         for l, cell in enumerate(self._layers):
             weight, bias = cell.fused_heads()
@@ -196,6 +207,7 @@ class WiredCfCCell(nn.Module):
             else:
                 w_state[:, rows, offsets[l - 1] : offsets[l]] = weight[:, :, : cell.input_size]
             biases.append(bias.view(k, sizes[l]))
+        assert w_state is not None  # for mypy: a wiring has at least one layer
         return w_state.view(k * n, n), w_input, torch.cat(biases, dim=1).reshape(k * n)
 
     def forward_sequence(
@@ -221,6 +233,7 @@ class WiredCfCCell(nn.Module):
         x_part = F.linear(x, w_input).view(batch, steps, k, sizes[0])
         x_part = F.pad(x_part, (0, n - sizes[0], 0, 0, 0, depth - 1)).reshape(batch, iterations, k * n) + bias
         x_steps = x_part.unbind(1)
+        ts_steps: Sequence[float | torch.Tensor]
         if timespans is None:
             ts_steps = [1.0] * iterations
         else:  # neuron j of layer l at iteration k advances by timespans[:, k − l]
@@ -233,7 +246,8 @@ class WiredCfCCell(nn.Module):
         w_tau_abs, a = self._pure_params()
         w_state_t = w_state.t()
         positions = torch.arange(n, device=x.device)
-        state, outputs, finals = hx, [], [None] * depth
+        finals: list[torch.Tensor | None] = [None] * depth
+        state, outputs = hx, []
         for it in range(iterations):
             state_new = cfc_update(
                 torch.addmm(x_steps[it], state, w_state_t), ts_steps[it], self.mode, w_tau_abs, a
@@ -246,7 +260,8 @@ class WiredCfCCell(nn.Module):
             for l in range(depth):
                 if it == steps - 1 + l:
                     finals[l] = state[:, offsets[l] : offsets[l + 1]]
-        return self._motor(torch.stack(outputs, dim=1)), torch.cat(finals, dim=1)
+        # Every slot is filled: layer l's at iteration steps − 1 + l ≤ iterations − 1.
+        return self._motor(torch.stack(outputs, dim=1)), torch.cat(finals, dim=1)  # type: ignore[arg-type]
 
     def _pure_params(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if self.mode != "pure":

@@ -83,12 +83,14 @@ class Wiring:
     @property
     def units(self) -> int:
         """Number of neurons N (the recurrent state size)."""
-        return self.adjacency.shape[0]
+        units: int = self.adjacency.shape[0]
+        return units
 
     @property
     def input_dim(self) -> int:
         """Number of sensory inputs S."""
-        return self.sensory_adjacency.shape[0]
+        inputs: int = self.sensory_adjacency.shape[0]
+        return inputs
 
     @property
     def synapse_count(self) -> int:
