@@ -47,6 +47,12 @@ class FeatureNorm(nn.Module):
         eps: added to the variance, so a constant (dead) feature maps to 0.5.
     """
 
+    # Buffers registered by name; declared for type checkers, to which nn.Module's __getattr__ says
+    # only `Tensor | Module`.
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+    batches_tracked: torch.Tensor
+
     def __init__(self, features: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
         self.momentum = float(momentum)
