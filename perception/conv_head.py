@@ -82,9 +82,10 @@ class ConvHead(FeatureMapNet):
         signal and the NCP does not learn in a laptop-sized run. He init keeps every layer's
         activations at O(1) (feature std over frames ~0.3).
         """
-        for conv in self.convs:
+        for conv in (m for m in self.convs if isinstance(m, nn.Conv2d)):
             nn.init.kaiming_uniform_(conv.weight, nonlinearity="relu")
-            nn.init.zeros_(conv.bias)
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
         fan_in = self.dense_weight.shape[1]
         bound = math.sqrt(6.0 / fan_in)  # kaiming_uniform for ReLU, per channel's dense layer
         nn.init.uniform_(self.dense_weight, -bound, bound)

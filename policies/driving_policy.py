@@ -24,6 +24,7 @@ from perception.feature_norm import FEATURE_NORMS
 from perception.preprocess import PreprocessContract
 from perception.tensor_preprocess import Preprocess
 from policies.head import RecurrentHead
+from policies.wiring import Wiring
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,10 @@ class DrivingPolicy(nn.Module):
         return int(self.head.state_size)
 
     @property
-    def wiring(self):
+    def wiring(self) -> Wiring | None:
         """The head's wiring, or None for heads without one (LSTM, CT-RNN, CNN)."""
-        return getattr(self.head, "wiring", None)
+        wiring: Wiring | None = getattr(self.head, "wiring", None)
+        return wiring
 
     @property
     def has_feature_maps(self) -> bool:
@@ -154,7 +156,8 @@ class DrivingPolicy(nn.Module):
     def features(self, images_u8: torch.Tensor, input_noise: torch.Tensor | None = None) -> torch.Tensor:
         """(B, H, W, 3) uint8 camera frames -> (B, F) sensory features (`input_noise`: `network_input`)."""
         # Through the perception module's own call, so an exported graph names these ops `/perception/`.
-        return self.perception(self.preprocess(images_u8), input_noise)
+        features: torch.Tensor = self.perception(self.preprocess(images_u8), input_noise)
+        return features
 
     @torch.no_grad()
     def calibrate_input_map(self, images_u8: torch.Tensor) -> None:
@@ -293,5 +296,10 @@ class DrivingPolicy(nn.Module):
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters of the perception and of the head."""
-        count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
-        return {"perception": count(self.perception), "head": count(self.head), "total": count(self)}
+
+        def count(module: nn.Module) -> int:
+            return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+        head = self.head
+        assert isinstance(head, nn.Module)  # checked in __init__: every head is a module
+        return {"perception": count(self.perception), "head": count(head), "total": count(self)}

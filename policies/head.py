@@ -25,9 +25,16 @@ class RecurrentHead(Protocol):
         state_size: S, the width of the flat recurrent state (0 for a head without memory).
     """
 
-    input_size: int
-    output_size: int
-    state_size: int
+    # Read-only properties: a head may store them as attributes or compute them (LTC derives them from
+    # its wiring), and either satisfies a read-only protocol member.
+    @property
+    def input_size(self) -> int: ...
+
+    @property
+    def output_size(self) -> int: ...
+
+    @property
+    def state_size(self) -> int: ...
 
     def initial_state(
         self, batch: int, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
