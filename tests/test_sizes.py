@@ -16,13 +16,6 @@ ROOT = Path(__file__).resolve().parents[1]
 MAX_FILE_LINES = 400
 MAX_FUNCTION_LINES = 80
 
-# Temporary: functions over the limit in files another engineer is rewriting right now (the architecture
-# issue's policy and simulator seams). They are split after those branches merge; remove each entry then.
-# The test fails when an entry is no longer over the limit, so the list only shrinks.
-FUNCTION_ALLOW_LIST = {
-    ("drive/eval/episode.py", "run_job"),  # 89 lines; the policy engineer owns the file
-}
-
 
 def _tracked_python_files() -> list[Path]:
     try:
@@ -70,12 +63,8 @@ def test_no_function_over_the_line_limit() -> None:
         for name, _line, count in _function_lengths(path):
             if count > MAX_FUNCTION_LINES:
                 too_long[(rel, name)] = count
-    new = {
-        f"{rel}:{name}": n for (rel, name), n in too_long.items() if (rel, name) not in FUNCTION_ALLOW_LIST
-    }
-    assert not new, f"functions over {MAX_FUNCTION_LINES} lines (split them into named helpers): {new}"
-    stale = sorted(FUNCTION_ALLOW_LIST - set(too_long))
-    assert not stale, f"allow-listed functions now within {MAX_FUNCTION_LINES} lines; remove them: {stale}"
+    found = {f"{rel}:{name}": n for (rel, name), n in too_long.items()}
+    assert not found, f"functions over {MAX_FUNCTION_LINES} lines (split them into named helpers): {found}"
 
 
 def test_the_function_measure_counts_methods_and_nested_functions(tmp_path: Path) -> None:

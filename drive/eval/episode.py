@@ -21,6 +21,7 @@ from sim.types import Observation
 from sim.wrapper import SimulatorWrapper
 
 if TYPE_CHECKING:  # torch is imported only when a policy is loaded
+    from drive.closed_loop.loop import EpisodeResult
     from policies.driving_policy import DrivingPolicy
 
 TRAJECTORY_COLUMNS = (
@@ -154,12 +155,7 @@ def run_job(
         out = Path(out_dir)
         episode_sim = config.episode_sim(spec.condition)
         keep = config.video_frames if spec.video else 0
-        window = config.saliency_frames
-        if config.record:
-            window = 1 << 62  # a recording gets saliency on every frame
-        elif spec.video:
-            window = max(window, keep)
-        driver = build_driver(config, spec, window, keep)
+        driver = build_driver(config, spec, _saliency_window(config, spec, keep), keep)
         context = {"policy": spec.label, "condition": spec.condition, "seed": spec.seed}
         sim = episode_sim.build(
             safety=config.safety, perturbations=config.episode_perturbations(spec), safety_context=context
@@ -191,22 +187,7 @@ def run_job(
         progress.flush()
         telemetry = {k: result.telemetry[k] for k in TRAJECTORY_COLUMNS}
         hidden = result.hidden if result.hidden is not None and result.hidden.shape[1] > 0 else None
-        video = None
-        if spec.video:
-            from drive.eval.videos import write_episode_video
-
-            path = out / "videos" / f"{spec.episode_id}.mp4"
-            write_episode_video(
-                path,
-                np.stack(driver.frames),
-                telemetry,
-                saliency=result.saliency,
-                hidden=hidden,
-                intervention_frames=[int(row["frame"]) for row in result.interventions],
-                title=f"{spec.label}  {spec.condition}  noise var {spec.noise_variance:g}  seed {spec.seed}",
-                fps=1.0 / config.control_period_s,
-            )
-            video = str(path.relative_to(out))
+        video = _write_video(config, spec, out, driver, result, telemetry, hidden) if spec.video else None
         # The report compares the leading window only (a recording keeps every frame's map).
         saliency = result.saliency[: config.saliency_frames] if result.saliency is not None else None
         return EpisodeOutcome(
@@ -221,6 +202,40 @@ def run_job(
         )
     finally:
         torch.set_num_threads(threads)
+
+
+def _saliency_window(config: EvalConfig, spec: EpisodeSpec, keep_frames: int) -> int:
+    """Leading steps that get saliency: the report's window, every frame of a recording, and at least the
+    frames of the episode's video."""
+    if config.record:
+        return 1 << 62  # a recording gets saliency on every frame
+    return max(config.saliency_frames, keep_frames) if spec.video else config.saliency_frames
+
+
+def _write_video(
+    config: EvalConfig,
+    spec: EpisodeSpec,
+    out: Path,
+    driver: WindowedDriver,
+    result: EpisodeResult,
+    telemetry: dict[str, np.ndarray],
+    hidden: np.ndarray | None,
+) -> str:
+    """Write the episode's overlay video under `out/videos`; returns its path relative to `out`."""
+    from drive.eval.videos import write_episode_video
+
+    path = out / "videos" / f"{spec.episode_id}.mp4"
+    write_episode_video(
+        path,
+        np.stack(driver.frames),
+        telemetry,
+        saliency=result.saliency,
+        hidden=hidden,
+        intervention_frames=[int(row["frame"]) for row in result.interventions],
+        title=f"{spec.label}  {spec.condition}  noise var {spec.noise_variance:g}  seed {spec.seed}",
+        fps=1.0 / config.control_period_s,
+    )
+    return str(path.relative_to(out))
 
 
 class _StepReporter:
