@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from sim.carla.config import track_kind
 from sim.perturbations import check_specs, gaussian_spec
 from sim.registry import SimSpec
 from sim.safety_driver import SafetyDriverConfig
@@ -163,10 +162,12 @@ def eval_track(config: EvalConfig) -> Track | None:
     CARLA builds the same road from its OpenDRIVE export), None for a CARLA town or an .xodr file (its
     route is known only once a server has built it): the report then has no track map.
     """
-    if track_kind(config.track) != "embedded":
-        return None
-    from sim.tracks.track_gen import make_track
+    from sim.tracks.track_gen import make_track, validate_track_name
 
+    try:
+        validate_track_name(config.track)
+    except ValueError:  # not an embedded track name: a backend's own map (a CARLA town, an .xodr file)
+        return None
     return make_track(config.track)
 
 
