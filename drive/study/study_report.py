@@ -189,30 +189,40 @@ def _differences_section(
 
 
 def reading(reference: str, diffs: dict[str, dict[float, Interval]], noises: list[float]) -> str:
-    """The differences in words: which are resolved (and which way), and that the rest are not."""
+    """The differences in words: which are resolved (and which way), which are not, and the levels where
+    every model of every policy drove exactly alike (no difference to speak of)."""
     resolved, unresolved = [], []
+    alike = [n for n in noises if all(_exactly_zero(by_noise[n]) for by_noise in diffs.values())]
     for policy, by_noise in diffs.items():
         for noise in noises:
             d = by_noise[noise]
-            if math.isnan(d.mean):
+            if math.isnan(d.mean) or noise in alike:
                 continue
             if d.resolved:
                 way = "fewer" if d.mean < 0 else "more"
                 resolved.append(
-                    f"{policy} needed {way} interventions per km than {reference} at σ² = "
-                    f"{noise:g} ({d.format(2)})"
+                    f"{policy} needed {way} interventions per km than {reference} at σ² = {noise:g} "
+                    f"({d.format(2)})"
                 )
             else:
                 unresolved.append(f"{policy} at σ² = {noise:g}")
+    text = ""
+    if alike:
+        levels = ", ".join(f"{n:g}" for n in alike)
+        text += f"At σ² = {levels} every model drove alike (difference 0 for every seed). "
     if not resolved:
-        return (
-            f"no difference from {reference} is resolved at 95 % with these seeds: every interval "
-            "includes 0, so this study cannot say which policy needs fewer interventions."
+        return text + (
+            f"No difference from {reference} is resolved at 95 % with these seeds: every interval includes "
+            "0, so this study cannot say which policy needs fewer interventions."
         )
-    text = "; ".join(resolved) + "."
+    text += "; ".join(resolved) + "."
     if unresolved:
-        text += " Not resolved (interval includes 0): " + ", ".join(unresolved) + "."
+        text += " Not resolved (the interval includes 0): " + ", ".join(unresolved) + "."
     return text
+
+
+def _exactly_zero(d: Interval) -> bool:
+    return d.mean == 0.0 and d.low == 0.0 and d.high == 0.0
 
 
 def _job_dir(config: StudyConfig, key: str) -> Path:

@@ -55,3 +55,18 @@ def test_resolved_means_the_interval_excludes_zero():
     assert not Interval(0.5, -0.2, 1.5, 3).resolved
     assert Interval(0.5, -0.2, 1.5, 3).format(1) == "0.5 [-0.2, 1.5]"
     assert Interval(0.5, math.nan, math.nan, 1).to_dict() == {"mean": 0.5, "low": None, "high": None, "n": 1}
+
+
+def test_the_reading_names_resolved_differences_and_leaves_identical_levels_out():
+    from drive.study.study_report import reading
+
+    diffs = {
+        "lstm": {0.0: Interval(0.0, 0.0, 0.0, 3), 0.2: Interval(-4.0, -6.0, -1.0, 3)},
+        "cnn": {0.0: Interval(0.0, 0.0, 0.0, 3), 0.2: Interval(1.0, -2.0, 3.0, 3)},
+    }
+    text = reading("ncp-ltc", diffs, [0.0, 0.2])
+    assert text.startswith("At σ² = 0 every model drove alike")
+    assert "lstm needed fewer interventions per km than ncp-ltc at σ² = 0.2 (-4.00 [-6.00, -1.00])" in text
+    assert "Not resolved (the interval includes 0): cnn at σ² = 0.2." in text
+    none = reading("ncp-ltc", {"cnn": {0.2: Interval(1.0, -2.0, 3.0, 3)}}, [0.2])
+    assert "No difference from ncp-ltc is resolved" in none
