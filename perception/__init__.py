@@ -6,8 +6,7 @@ Imports torch, numpy and cv2 only (never `policies/`). The names below load lazi
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from common.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "ConvHead": "perception.conv_head",
@@ -26,12 +25,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
