@@ -3,14 +3,23 @@
 Saved atomically (temporary file, then rename), so a crash while saving never loses the previous one.
 Loading rebuilds the policy from the saved config *and the saved wiring* (not a re-sampled one) and
 refuses weights that do not fit, naming the file and the first mismatch.
+
+A checkpoint holds tensors and plain values only (dicts, lists, tuples, str, int, float, bool, None):
+`save_checkpoint` converts numpy values and paths, and `read_checkpoint` loads with
+`torch.load(weights_only=True)`, so a crafted file cannot run code when it is read. A file holding other
+objects (written by an older version, or by someone else) is refused; one you wrote yourself and trust
+converts once with `python -m policies.checkpoint --migrate-trusted OLD.pt NEW.pt`.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from common.strict_config import ConfigError, from_dict
@@ -45,6 +54,7 @@ def save_checkpoint(
         "train_config": train_config,
         "extra": extra or {},
     }
+    payload = to_plain(payload)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
@@ -57,7 +67,19 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
+        # weights_only: the unpickler builds tensors and plain containers only, never calls a function
+        # named in the file, so a crafted checkpoint cannot run code here.
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights" not in str(err).lower():  # a damaged file, not a refused object
+            damaged = f"checkpoint {path} is unreadable (truncated or not a checkpoint): {err}"
+            raise ValueError(damaged) from None
+        raise ValueError(
+            f"checkpoint {path} holds Python objects other than tensors and plain values (written by an "
+            "older liquid-drive, or not a liquid-drive checkpoint); it is refused because loading it "
+            "could run code. If you wrote it and trust it, convert it once with: python -m "
+            f"policies.checkpoint --migrate-trusted {path} NEW.pt"
+        ) from None
     except Exception as err:  # torch raises many kinds for a damaged file
         raise ValueError(f"checkpoint {path} is unreadable (truncated or not a checkpoint): {err}") from None
     if not isinstance(payload, dict) or "format_version" not in payload:
@@ -115,3 +137,49 @@ def load_weights(policy: DrivingPolicy, state_dict: dict[str, torch.Tensor], sou
         policy.load_state_dict(state_dict, strict=True)
     except (RuntimeError, ValueError) as err:
         raise ValueError(f"{source} does not fit this {policy.config.name!r} policy: {err}") from None
+
+
+def to_plain(value: Any, where: str = "checkpoint") -> Any:
+    """`value` with numpy values as tensors/Python scalars and paths as str: what `weights_only` loads.
+
+    Raises:
+        TypeError: naming the key path of a value of another type (it would not load back).
+    """
+    if isinstance(value, torch.Tensor) or value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return type(value)((k, to_plain(v, f"{where}.{k}")) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_plain(v, f"{where}[{i}]") for i, v in enumerate(value))
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.array(value, dtype=np.int64 if value.dtype.kind == "u" else None))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{where}: a {type(value).__name__} cannot be stored in a checkpoint (plain values only)")
+
+
+def migrate_trusted(source: str | Path, target: str | Path) -> Path:
+    """Rewrite a checkpoint from an older version as tensors and plain values; returns `target`.
+
+    This runs the old file's pickle (it may execute code), so only for a file you wrote yourself.
+    """
+    payload = torch.load(Path(source), map_location="cpu", weights_only=False)
+    if not isinstance(payload, dict):
+        raise ValueError(f"checkpoint {source} is not a liquid-drive checkpoint")
+    # numpy's RNG state (a uint32 array) becomes an int64 tensor, which `set_rng_state` reads back.
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    torch.save(to_plain(payload), tmp)
+    os.replace(tmp, target)
+    read_checkpoint(target)  # it now loads without running code
+    return target
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4 or sys.argv[1] != "--migrate-trusted":
+        print("usage: python -m policies.checkpoint --migrate-trusted OLD.pt NEW.pt", file=sys.stderr)
+        raise SystemExit(2)
+    print(f"wrote {migrate_trusted(sys.argv[2], sys.argv[3])}")

@@ -21,7 +21,7 @@ def rng_state() -> dict[str, Any]:
     """The RNG states of python, numpy and torch (CPU and every CUDA device) of this process."""
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),  # noqa: NPY002 (the legacy global generator's state)
+        "numpy": plain_numpy_state(np.random.get_state()),  # noqa: NPY002 (the legacy global generator)
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -29,10 +29,22 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
+def plain_numpy_state(state: tuple) -> tuple:
+    """numpy's legacy RNG state as tensors and Python scalars (what a `weights_only` checkpoint loads).
+
+    The (624,) uint32 key array becomes an int64 tensor; `set_rng_state` turns it back.
+    """
+    kind, keys, pos, has_gauss, cached = state
+    keys_i64 = torch.from_numpy(np.asarray(keys).astype(np.int64))
+    return (str(kind), keys_i64, int(pos), int(has_gauss), float(cached))
+
+
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore `rng_state()`'s result (CUDA states only where this machine has the same GPUs)."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    keys = np.asarray(keys.numpy() if isinstance(keys, torch.Tensor) else keys).astype(np.uint32)
+    np.random.set_state((kind, keys, int(pos), int(has_gauss), float(cached)))  # noqa: NPY002
     torch.set_rng_state(state["torch"].cpu())
     cuda = state.get("cuda")
     if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
