@@ -9,6 +9,7 @@ import argparse
 import importlib
 import os
 import pkgutil
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -38,8 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    previous = _raise_on_sigterm()
     try:
         return int(args.func(args) or 0)
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -49,6 +54,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"drive {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that every `finally` and `__exit__` runs (an episode being
+    recorded is closed as aborted, never as complete), as for Ctrl-C."""
+
+
+def _raise_on_sigterm():
+    """Make SIGTERM raise `Terminated`; returns the previous handler (None off the main thread)."""
+
+    def handler(signum, frame):
+        raise Terminated(f"signal {signum}")
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. main() called from a test's worker thread)
+        return None
 
 
 if __name__ == "__main__":

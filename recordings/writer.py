@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from recordings.layout import META_FILE, TELEMETRY_DIR, ZARR_SUFFIX, atomic_write_bytes, to_json
+from recordings.layout import (
+    META_FILE,
+    PART_RE,
+    TELEMETRY_DIR,
+    ZARR_SUFFIX,
+    atomic_write_bytes,
+    to_json,
+)
 from recordings.meta import build_meta
 from recordings.schema import ArraySpec, array_specs, check_value, telemetry_columns
 from recordings.streams import Stream, default_decode_frames
@@ -264,7 +271,42 @@ def _check_image(image: Any, shape: tuple[int, ...]) -> None:
         raise ValueError(f"image: expected uint8 array of shape {shape}, got {got}")
 
 
-_EPISODE_ENTRIES = {META_FILE, TELEMETRY_DIR, f".{META_FILE}.tmp"}
+def foreign_files(path: Path) -> list[str]:
+    """Paths (relative to the episode `path`) of everything in it that no RecordingWriter writes.
+
+    A writer writes `meta.json` (and its `.tmp`), `telemetry/part-NNNNN.parquet` (and `.tmp` files), and
+    `<name>.zarr/zarr.json` plus chunk files under `<name>.zarr/c/` with all-digit path components.
+    """
+    foreign = []
+    for entry in sorted(path.rglob("*")):
+        parts = entry.relative_to(path).parts
+        top = parts[0]
+        if top in (META_FILE, f".{META_FILE}.tmp") and len(parts) == 1 and entry.is_file():
+            continue
+        if top == TELEMETRY_DIR and (
+            len(parts) == 1 or (len(parts) == 2 and (PART_RE.match(parts[1]) or parts[1].endswith(".tmp")))
+        ):
+            continue
+        if top.endswith(ZARR_SUFFIX) and (
+            len(parts) == 1
+            or parts[1:] == ("zarr.json",)
+            or (parts[1] == "c" and all(p.isdigit() for p in parts[2:]))
+        ):
+            continue
+        foreign.append("/".join(parts))
+    return foreign
+
+
+def remove_episode(path: Path) -> None:
+    """Delete the episode directory `path`, refusing (FileExistsError naming the file) if it holds
+    anything a RecordingWriter did not write there: a user's file inside an episode survives."""
+    foreign = foreign_files(path)
+    if foreign:
+        raise FileExistsError(
+            f"{path}: holds {foreign[0]!r}, which no recorder wrote; refusing to delete the episode "
+            "(move that file out, or delete the episode yourself)"
+        )
+    shutil.rmtree(path)
 
 
 def _prepare_directory(path: Path, overwrite: bool) -> None:
@@ -274,14 +316,5 @@ def _prepare_directory(path: Path, overwrite: bool) -> None:
     if path.is_dir() and any(path.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{path}: already holds a recording; pass overwrite=True to replace it")
-        foreign = sorted(
-            p.name
-            for p in path.iterdir()
-            if p.name not in _EPISODE_ENTRIES and not p.name.endswith(ZARR_SUFFIX)
-        )
-        if foreign:
-            raise FileExistsError(
-                f"{path}: does not look like an episode (it contains {foreign[0]!r}); refusing to delete it"
-            )
-        shutil.rmtree(path)
+        remove_episode(path)
     path.mkdir(parents=True, exist_ok=True)

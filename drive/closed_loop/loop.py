@@ -99,6 +99,7 @@ def run_episode(
     meta: dict[str, Any] | None = None,
     keep_frames: bool = False,
     on_step: Callable[[int], None] | None = None,
+    overwrite: bool = False,
 ) -> EpisodeResult:
     """Drive one episode.
 
@@ -111,6 +112,11 @@ def run_episode(
         meta: recording metadata: simulator, track, condition, control_period_s, config, extra.
         keep_frames: keep the camera frames in memory (for videos).
         on_step: called with the step count after every step (progress bars).
+        overwrite: replace an episode already at `record_to` (only if it holds nothing but an episode's
+            own files; see `recordings.writer.RecordingWriter`).
+
+    An exception, KeyboardInterrupt or SIGTERM during the drive leaves the recording marked aborted
+    (`complete: false`), never complete.
     """
     # What was applied is read from the wrapper chain: every row stores the Gaussian noise variance.
     noise_variance = applied_noise_variance(sim)
@@ -136,7 +142,7 @@ def run_episode(
                 frames.append(obs.image)
             if record_to is not None:
                 if writer is None:
-                    writer = _open_writer(record_to, obs, meta, hidden, saliency)
+                    writer = _open_writer(record_to, obs, meta, hidden, saliency, overwrite)
                 arrays = {}
                 if hidden:
                     arrays["hidden_state"] = hidden[-1]
@@ -149,9 +155,14 @@ def run_episode(
             steps += 1
             if on_step is not None:
                 on_step(steps)
-    finally:
+    except BaseException as exc:
+        # Ctrl-C, SIGTERM (the CLI turns it into an exception) or a failure: what was driven stays on
+        # disk, marked aborted, so no reader or rerun takes the episode for a finished one.
         if writer is not None:
-            writer.close()
+            writer.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    if writer is not None:
+        writer.close()
     telemetry = {k: np.asarray([r[k] for r in rows]) for k in rows[0]}
     log = [i.to_row() for i in safety.log] if safety is not None else []
     metrics = episode_metrics(telemetry, len(log), int(info.get("lap", 0)))
@@ -200,6 +211,7 @@ def _open_writer(
     meta: dict[str, Any] | None,
     hidden: list[np.ndarray],
     saliency: list[np.ndarray],
+    overwrite: bool = False,
 ) -> RecordingWriter:
     from recordings.writer import RecordingWriter
 
@@ -214,4 +226,5 @@ def _open_writer(
         meta=meta or {"simulator": "unknown", "track": "unknown", "control_period_s": 0.05},
         extra_columns=EXTRA_COLUMNS,
         extra_arrays=extra_arrays or None,
+        overwrite=overwrite,
     )

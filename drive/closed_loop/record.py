@@ -83,19 +83,19 @@ class RecordConfig:
 
 
 def record(
-    config: RecordConfig, out_dir: str | Path, *, progress: bool = True, redo_incomplete: bool = False
+    config: RecordConfig, out_dir: str | Path, *, progress: bool = True, redo_incomplete: bool = True
 ) -> list[Path]:
     """Record `config.episodes` expert drives into `out_dir/episode-NNNN`; returns the episode paths.
 
     Episodes already complete in `out_dir` are kept and skipped (an interrupted run resumes). An
-    incomplete one (its recorder was killed) is an error naming it, unless `redo_incomplete`, which
-    deletes and records it again (the launcher does, since it wrote that episode itself).
+    incomplete one (its recorder was killed, interrupted or failed) is deleted and recorded again,
+    unless it holds a file no recorder wrote (refused, naming the file) or `redo_incomplete` is False
+    (an error naming it).
     """
-    import shutil
-
     from common.strict_config import save_config
     from recordings.layout import RecordingError
     from recordings.reader import Recording
+    from recordings.writer import remove_episode
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +121,7 @@ def record(
                     raise ValueError(
                         f"{path} is an incomplete episode (interrupted?); delete it to re-record"
                     )
-                shutil.rmtree(path)
+                remove_episode(path)
             episode_sim = config.episode_sim(track, condition)
             driver = ExpertDriver(config.perturbation if config.perturb else None)
             meta = episode_sim.meta(seed, extra={"driver": "expert", "perturb": config.perturb})

@@ -183,6 +183,7 @@ def run_job(
                 record_to=record_to,
                 meta=meta,
                 on_step=progress,
+                overwrite=True,  # a rerun redoes the evaluation's own episode (never a foreign folder)
             )
         progress.flush()
         telemetry = {k: result.telemetry[k] for k in TRAJECTORY_COLUMNS}
