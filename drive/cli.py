@@ -48,8 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    # User errors and an unreachable CARLA server: one clear line, no traceback.
-    except (ValueError, FileNotFoundError, ConnectionError, TimeoutError) as err:
+    # User errors, an unreachable CARLA server and every OSError on inputs and outputs (a missing or
+    # existing file, a read-only or full disk): one clear line, no traceback.
+    except (ValueError, OSError) as err:
         if os.environ.get("DRIVE_DEBUG"):
             raise
         print(f"drive {args.command}: error: {err}", file=sys.stderr)

@@ -83,7 +83,12 @@ class RecordConfig:
 
 
 def record(
-    config: RecordConfig, out_dir: str | Path, *, progress: bool = True, redo_incomplete: bool = True
+    config: RecordConfig,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+    redo_incomplete: bool = True,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Record `config.episodes` expert drives into `out_dir/episode-NNNN`; returns the episode paths.
 
@@ -91,15 +96,84 @@ def record(
     incomplete one (its recorder was killed, interrupted or failed) is deleted and recorded again,
     unless it holds a file no recorder wrote (refused, naming the file) or `redo_incomplete` is False
     (an error naming it).
+
+    `out_dir` records the digest of the config that made it (`common.output_dir`): recording into a
+    directory made by another config is refused, unless `overwrite`, which first deletes the episode
+    folders there (only if they hold nothing but a recorder's files) and `record.yaml`, keeping any
+    other file. A second run into the same directory while one is writing is refused at once.
+
+    Raises:
+        OutputMismatchError: `out_dir` holds episodes of another (or an unknown) config.
+        OutputBusyError: another run is writing into `out_dir`.
+        FileExistsError: an episode to delete holds a file no recorder wrote (named).
     """
-    from common.strict_config import save_config
+    from common.output_dir import OutputLock
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with OutputLock(out, "drive record"):
+        _claim_output(config, out, overwrite)
+        return _record_episodes(config, out, progress, redo_incomplete)
+
+
+def _claim_output(config: RecordConfig, out: Path, overwrite: bool) -> None:
+    """Make `out` this config's: resume its own, refuse another config's, or clear ours (`overwrite`)."""
+    import shutil
+
+    import yaml
+
+    from common.output_dir import OutputMismatchError, config_differences, read_manifest, write_manifest
+    from common.strict_config import digest, save_config, to_dict
+    from recordings.writer import foreign_files
+
+    current = digest(config)
+    manifest = read_manifest(out)
+    episodes = sorted(p for p in out.glob("episode-*") if p.is_dir() and p.name[8:].isdigit())
+    fresh = manifest is None and not episodes
+    ours = manifest is not None and manifest["config_digest"] == current
+    if not overwrite and (fresh or ours):
+        write_manifest(out, "drive record", current)
+        save_config(config, out / "record.yaml")
+        return
+    if not overwrite:
+        saved = out / "record.yaml"
+        try:
+            keys = (
+                config_differences(yaml.safe_load(saved.read_text()), to_dict(config))
+                if saved.is_file()
+                else []
+            )
+        except (OSError, yaml.YAMLError):
+            keys = []
+        made = (
+            f"another configuration (it differs in {', '.join(keys[:6])})"
+            if keys
+            else (
+                "another configuration" if manifest is not None else "an unknown configuration (no manifest)"
+            )
+        )
+        raise OutputMismatchError(
+            f"{out} holds {len(episodes)} episodes recorded with {made}; record into a new directory, "
+            "or pass --overwrite to delete the episodes recorded there (other files are kept)"
+        )
+    for episode in episodes:  # check all before deleting any: nothing half-removed on refusal
+        foreign = foreign_files(episode)
+        if foreign:
+            raise FileExistsError(
+                f"{episode}: holds {foreign[0]!r}, which no recorder wrote; refusing to delete the episode "
+                "(move that file out, or record into a new directory)"
+            )
+    for episode in episodes:
+        shutil.rmtree(episode)
+    write_manifest(out, "drive record", current)
+    save_config(config, out / "record.yaml")
+
+
+def _record_episodes(config: RecordConfig, out: Path, progress: bool, redo_incomplete: bool) -> list[Path]:
     from recordings.layout import RecordingError
     from recordings.reader import Recording
     from recordings.writer import remove_episode
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "record.yaml")
     dt_s = config.episode_sim(config.tracks[0], config.conditions[0]).config.dt_ctrl_s
     steps_per_episode = int(round(config.minutes * 60.0 / config.episodes / dt_s))
     plan = config.episode_plan()

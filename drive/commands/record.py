@@ -22,6 +22,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--episodes", type=int, default=None, help="number of episodes (4)")
     p.add_argument("--seed", type=int, default=None, help="seed of the first episode (0)")
     p.add_argument("--no-perturb", action="store_true", help="record the clean expert, no recovery pulses")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="first delete the episodes already in --out (only folders holding nothing but a recording)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_options(p)
     p.set_defaults(func=run)
@@ -43,6 +48,6 @@ def run(args: argparse.Namespace) -> int:
         }
     )
     config = load_config(RecordConfig, args.config, overrides + args.overrides)
-    paths = record(config, args.out, progress=not args.quiet)
+    paths = record(config, args.out, progress=not args.quiet, overwrite=args.overwrite)
     print(f"recorded {len(paths)} episodes in {args.out}")
     return 0

@@ -208,19 +208,39 @@ class Launch:
 
     # Driver ---------------------------------------------------------------------------------------
     def run(self, stages: list[str] | None = None) -> dict[str, Any]:
-        """Run `stages` (default: the config's), in order; returns the state (timings, results)."""
-        from common.strict_config import save_config
+        """Run `stages` (default: the config's), in order; returns the state (timings, results).
 
-        self.out.mkdir(parents=True, exist_ok=True)
-        save_config(self.config, self.out / "launch.yaml")
-        for stage in stages or self.config.stages:
+        Raises:
+            ValueError: a stage is done with another config than this one (and not `force`), before
+                any stage runs; or another launch is writing into the same `out`.
+        """
+        from common.output_dir import OutputLock
+        from drive.launch.stage_config import check_done_stages
+
+        stages = list(stages or self.config.stages)
+        for stage in stages:
             if stage not in STAGES:
                 raise ValueError(f"unknown stage {stage!r}; known: {list(STAGES)}")
+        self.out.mkdir(parents=True, exist_ok=True)
+        with OutputLock(self.out, "drive launch"):
+            check_done_stages(self, stages)
+            return self._run_stages(stages)
+
+    def _run_stages(self, stages: list[str]) -> dict[str, Any]:
+        from common.strict_config import save_config
+        from drive.launch.stage_config import stage_digest
+
+        save_config(self.config, self.out / "launch.yaml")
+        for stage in stages:
             started = time.perf_counter()
             print(f"== {stage}", flush=True)
             outcome = getattr(self, f"_stage_{stage}")()
             seconds = time.perf_counter() - started
-            entry = {"seconds": round(seconds, 1), **outcome}
+            entry = {
+                "seconds": round(seconds, 1),
+                **outcome,
+                "config_digest": stage_digest(self.config, stage),
+            }
             if outcome.get("skipped"):
                 entry["seconds_when_run"] = self.state.get(stage, {}).get(
                     "seconds_when_run", self.state.get(stage, {}).get("seconds")
@@ -248,9 +268,16 @@ class Launch:
         marker = self.recordings / "DONE"
         if self._done(marker):
             return {"skipped": True}
-        if self.force and self.recordings.exists():
-            shutil.rmtree(self.recordings)
-        paths = record(self.config.record, self.recordings, progress=self.progress, redo_incomplete=True)
+        marker.unlink(missing_ok=True)
+        # --force redoes the episodes, deleting only folders a recorder wrote (a user's file survives);
+        # a changed record config without --force was refused before any stage ran.
+        paths = record(
+            self.config.record,
+            self.recordings,
+            progress=self.progress,
+            redo_incomplete=True,
+            overwrite=self.force,
+        )
         marker.write_text("complete\n")
         return {"episodes": len(paths)}
 
