@@ -17,8 +17,11 @@ LABEL_COLUMN = "expert_curvature_1pm"
 
 
 def find_episodes(root: str | Path) -> list[Path]:
-    """Every episode directory (one holding meta.json) under `root`, `root` included, sorted by path.
+    """Every episode directory under `root`, `root` included, sorted by path.
 
+    An episode directory holds meta.json, or, when meta.json was lost, a `telemetry/` directory or a
+    `.zarr` stream: such a damaged episode is listed too (reading it then raises RecordingError naming
+    the missing meta.json), so it never silently drops out of validate, info or training.
     Does not descend into episodes, zarr stores or hidden directories.
 
     Raises:
@@ -29,7 +32,7 @@ def find_episodes(root: str | Path) -> list[Path]:
         raise FileNotFoundError(f"{root}: no such directory")
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        if META_FILE in filenames:
+        if META_FILE in filenames or any(d == TELEMETRY_DIR or d.endswith(ZARR_SUFFIX) for d in dirnames):
             found.append(Path(dirpath))
             dirnames.clear()
             continue

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from recordings.layout import META_FILE, TELEMETRY_DIR, RecordingError
+from recordings.layout import META_FILE, TELEMETRY_DIR, RecordingError, list_parts, part_name
 from recordings.meta import meta_arrays, meta_columns, read_meta
 from recordings.schema import FRAMES_STREAM, ArraySpec, Column
 from recordings.streams import Stream
@@ -61,7 +61,10 @@ class Recording:
         telemetry_dir = self.path / TELEMETRY_DIR
         if not telemetry_dir.is_dir():
             raise RecordingError(f"{telemetry_dir}: missing telemetry directory")
-        parts = count_rows(telemetry_dir, self.chunk_frames)
+        if self.meta["complete"]:
+            _check_part_set(telemetry_dir, meta_path, int(self.meta["num_frames"]), self.chunk_frames)
+        fingerprints: dict[int, dict[str, int]] = {}
+        parts = count_rows(telemetry_dir, self.chunk_frames, fingerprints)
         self.num_frames: int = sum(rows for _, rows in parts)
         if self.meta["complete"] and self.meta["num_frames"] != self.num_frames:
             raise RecordingError(
@@ -73,6 +76,8 @@ class Recording:
         self._streams = {
             name: Stream(self.path, spec, self.chunk_frames) for name, spec in self._specs.items()
         }
+        for name, stream in self._streams.items():
+            stream.fingerprints = {k: fp[name] for k, fp in fingerprints.items() if name in fp}
 
     @property
     def complete(self) -> bool:
@@ -171,6 +176,24 @@ class Recording:
         if not (0 <= start <= stop <= self.num_frames):
             raise IndexError(f"frames {start}..{stop} outside 0..{self.num_frames} of {self.path}")
         return int(start), int(stop)
+
+
+def _check_part_set(telemetry_dir: Path, meta_path: Path, num_frames: int, chunk_frames: int) -> None:
+    """For a closed episode, name the first extra or missing telemetry part against meta.json's count."""
+    expected = -(-num_frames // chunk_frames)
+    present = {index for index, _ in list_parts(telemetry_dir)}
+    extra = sorted(i for i in present if i >= expected)
+    if extra:
+        raise RecordingError(
+            f"{telemetry_dir / part_name(extra[0])}: extra telemetry part ({meta_path} closes the episode "
+            f"at {num_frames} frames, {expected} parts)"
+        )
+    missing = [i for i in range(expected) if i not in present]
+    if missing:
+        raise RecordingError(
+            f"{telemetry_dir / part_name(missing[0])}: missing telemetry part ({meta_path} closes the "
+            f"episode at {num_frames} frames, {expected} parts)"
+        )
 
 
 def open_recording(path: str | Path) -> Recording:

@@ -10,10 +10,17 @@ Every inner chunk is zstd-compressed and closed by a crc32c checksum, and so is 
 flipped or truncated file fails to decode instead of returning wrong pixels. Zarr's local store writes
 every file (chunks and `zarr.json`) through a temporary file and a rename, so a killed writer never
 leaves a torn chunk behind.
+
+Checksums prove a file is intact, not that it sits at the right place: two chunk files swapped (or one
+copied over another) would each decode fine. So every chunk has a fingerprint, cheap to read: the crc32
+of its shard index and of the crc32c that closes each inner chunk (for an unsharded file, of its closing
+crc32c), a function of its content. The writer stores it in the chunk's telemetry part, and a reader
+compares the file's fingerprint with that record the first time it touches the chunk.
 """
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +60,10 @@ class Stream:
         self.spec = spec
         self.chunk_frames = int(chunk_frames)
         self._array: Any = None
-        self._present: set[int] = set()  # chunk indices whose file is known to exist
+        self._present: set[int] = set()  # chunk indices whose file is known to exist (and fit)
+        self._inner = 1  # inner (decode) chunks per file; set by `create` and `open`
+        self.fingerprints: dict[int, int] = {}
+        """Chunk index -> fingerprint its telemetry part recorded (empty for older recordings)."""
 
     @property
     def path(self) -> Path:
@@ -86,6 +96,7 @@ class Stream:
         if chunk_frames % decode_frames:
             raise ValueError(f"decode_frames {decode_frames} must divide chunk_frames {chunk_frames}")
         stream = cls(episode, spec, chunk_frames)
+        stream._inner = chunk_frames // decode_frames
         file_shape = (chunk_frames, *spec.shape)
         sharded = decode_frames < chunk_frames
         stream._array = zarr.create_array(
@@ -146,6 +157,31 @@ class Stream:
                 f"{meta_path}: holds {shape[0]} frames but the telemetry commits {min_frames}"
             )
         self._array = array
+        self._inner = chunks[0] // tuple(array.chunks)[0] if array.shards else 1
+
+    def fingerprint(self, index: int) -> int:
+        """The fingerprint of chunk file `index` (see the module docstring): a few small reads.
+
+        Raises:
+            RecordingError: naming the file, when it is missing or too short to hold its index.
+        """
+        path = chunk_file(self.episode, self.spec.name, 1 + len(self.spec.shape), index)
+        try:
+            with open(path, "rb") as f:
+                if self._inner == 1:
+                    f.seek(-4, 2)
+                    return zlib.crc32(f.read(4))
+                index_bytes = 16 * self._inner + 4  # (offset, nbytes) uint64 pairs, then their crc32c
+                f.seek(-index_bytes, 2)
+                shard_index = f.read(index_bytes)
+                pieces = [shard_index]
+                for offset, nbytes in np.frombuffer(shard_index[:-4], "<u8").reshape(-1, 2).tolist():
+                    if offset != 2**64 - 1:  # an inner chunk that exists: its closing crc32c
+                        f.seek(offset + nbytes - 4)
+                        pieces.append(f.read(4))
+                return zlib.crc32(b"".join(pieces))
+        except (OSError, ValueError) as exc:  # ValueError: a damaged index points before the file
+            raise RecordingError(f"{path}: chunk {index} unreadable or truncated: {exc}") from None
 
     def read(self, start: int, stop: int, num_frames: int) -> np.ndarray:
         """Frames `start` .. `stop` - 1 of the stream, (stop - start, *shape), of `num_frames` committed.
@@ -183,6 +219,12 @@ class Stream:
                     ) from None
                 if size == 0:
                     raise RecordingError(f"{path}: empty chunk file (truncated)")
+                expected = self.fingerprints.get(index)
+                if expected is not None and self.fingerprint(index) != expected:
+                    raise RecordingError(
+                        f"{path}: chunk {index} of stream {self.spec.name!r} is not the one its "
+                        f"telemetry part committed (chunk files swapped, copied or replaced)"
+                    )
                 self._present.add(index)
 
     def _locate_damage(self, first: int, last: int, num_frames: int, exc: Exception) -> RecordingError:

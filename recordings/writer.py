@@ -203,13 +203,16 @@ class RecordingWriter:
         """Store the buffered chunk: arrays first, then the telemetry part that commits them."""
         n = self._fill
         try:
+            fingerprints = {}
             for stream in self._streams:
                 stream.write_chunk(self._chunk_index, self._array_buffers[stream.spec.name][:n])
+                fingerprints[stream.spec.name] = stream.fingerprint(self._chunk_index)
             write_part(
                 self.path / TELEMETRY_DIR,
                 self._chunk_index,
                 self.columns,
                 {name: buf[:n] for name, buf in self._column_buffers.items()},
+                fingerprints,
             )
         except BaseException:
             self._failed = True  # the on-disk chunk is uncommitted; refuse to write past it

@@ -96,8 +96,8 @@ def test_missing_middle_part_and_missing_last_part_are_errors(episode_path):
     with pytest.raises(RecordingError, match="part-00001.parquet: missing telemetry part"):
         Recording(episode_path)
     (episode_path / "telemetry" / "part-00002.parquet").unlink()
-    # meta.json says the episode was closed with 21 frames; only 8 are left
-    with pytest.raises(RecordingError, match="says 21 frames"):
+    # meta.json says the episode was closed with 21 frames (3 parts); the first missing one is named
+    with pytest.raises(RecordingError, match="part-00001.parquet: missing telemetry part.*21 frames"):
         Recording(episode_path)
 
 
