@@ -95,6 +95,24 @@ class OnboardDriver:
         return self._last_1pm
 
 
+def check_control_rate(model_path, model_rate_hz: float, sim_rate_hz: float) -> None:
+    """Refuse a model whose contract names another control rate than the simulator steps at.
+
+    The graph advances its state by one control period per call, so driving it at another rate would
+    silently change its dynamics; the simulator's rate is not bent to an (edited) model.
+
+    Raises:
+        ModelContractError: naming the model file, both rates and the key.
+    """
+    from drive.onboard.contract import MetaKey, ModelContractError
+
+    if not math.isclose(model_rate_hz, sim_rate_hz, rel_tol=1e-9):
+        raise ModelContractError(
+            f"model {model_path}: metadata {MetaKey.CONTROL_RATE_HZ!r} = {model_rate_hz:g} Hz, but the "
+            f"simulator steps at {sim_rate_hz:g} Hz; export the policy for {sim_rate_hz:g} Hz instead"
+        )
+
+
 def drive_onboard(
     model_path: str | Path,
     *,
@@ -125,11 +143,11 @@ def drive_onboard(
 
     driver = OnboardDriver(model_path, deadline_s=deadline_s, threads=threads)
     contract = driver.policy.contract
+    check_control_rate(model_path, contract.control_rate_hz, 1.0 / EmbeddedSimConfig().dt_ctrl_s)
     config = EmbeddedSimConfig(
         track=track,
         condition=condition,
         camera=CameraConfig(width=contract.input_width, height=contract.input_height),
-        dt_ctrl_s=contract.control_period_s,
     )
     with make_simulator("embedded", config, safety=SafetyDriverConfig(), perturbations=perturbations) as sim:
         result = run_episode(

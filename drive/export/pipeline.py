@@ -68,6 +68,7 @@ from drive.onboard.contract import (
     STATE_INPUT,
     STATE_OUTPUT,
     MetaKey,
+    model_digest,
 )
 from policies.driving_policy import DrivingPolicy
 
@@ -185,7 +186,12 @@ def parity_frames(
 
 
 def _atomic_save(model: onnx.ModelProto, path: Path) -> None:
+    """Write `model` with the digest of its graph and weights in its metadata (checked on load)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    props = [p for p in model.metadata_props if p.key != MetaKey.MODEL_DIGEST]
+    del model.metadata_props[:]
+    model.metadata_props.extend(props)
+    model.metadata_props.add(key=MetaKey.MODEL_DIGEST, value=model_digest(model.SerializeToString()))
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(model.SerializeToString())
     os.replace(tmp, path)
@@ -284,6 +290,7 @@ def export_policy(
 
     for path, model in to_write.values():
         _atomic_save(model, path)
+    metadata = {p.key: p.value for p in to_write["full"][1].metadata_props}  # with its digest
     paths = {role: path for role, (path, _) in to_write.items()}
     return ExportResult(paths, parity, tolerance_1pm, split_parity, variants, metadata, label)
 

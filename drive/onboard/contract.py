@@ -7,6 +7,7 @@ so the two sides cannot drift. Standard library only: it travels to the board wi
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,11 @@ class MetaKey:
     VISION_GRAPH_FILE = "vision_graph_file"  # on a split policy graph: its vision graph's file name
     POLICY_GRAPH_FILE = "policy_graph_file"  # on a split vision graph: its policy graph's file name
     EXPORTER = "exporter"
+    MODEL_DIGEST = "model_sha256"  # sha256 of the graph and weights: every model field but metadata
+
+
+_METADATA_FIELD = 14
+"""Field number of `metadata_props` in onnx's ModelProto (onnx.proto); the digest skips it."""
 
 
 REQUIRED_KEYS = (
@@ -80,8 +86,78 @@ REQUIRED_KEYS = (
     MetaKey.TRAIN_CONFIG_DIGEST,
     MetaKey.PREPROCESS_CONTRACT,
     MetaKey.PARITY_MAX_ABS_DIFF,
+    MetaKey.MODEL_DIGEST,
 )
 """Keys every exported graph carries; a model without one is refused."""
+
+
+def model_digest(model_bytes: bytes) -> str:
+    """sha256 (hex) of a serialized ONNX model's fields other than metadata_props: graph, weights (when
+    stored inside the file), opsets, IR version, producer and doc string.
+
+    The metadata is left out so the digest can live in it. Parses only the protobuf wire format of the
+    top-level message (standard library; the board has no `onnx` package).
+
+    Raises:
+        ValueError: the bytes are not a well-formed protobuf message.
+    """
+    digest = hashlib.sha256()
+    pos, end = 0, len(model_bytes)
+    while pos < end:
+        start = pos
+        key, pos = _varint(model_bytes, pos)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            _, pos = _varint(model_bytes, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 2:
+            length, pos = _varint(model_bytes, pos)
+            pos += length
+        elif wire == 5:
+            pos += 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire} at byte {start}")
+        if pos > end:
+            raise ValueError(f"truncated protobuf field {field} at byte {start}")
+        if field != _METADATA_FIELD:
+            digest.update(model_bytes[start:pos])
+    return digest.hexdigest()
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError(f"truncated or overlong varint at byte {pos}")
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def check_model_digest(path: str | Path, model_bytes: bytes, metadata: dict[str, str]) -> None:
+    """Refuse a model whose graph or weights differ from what `drive export` wrote (bit flips, edits).
+
+    Raises:
+        ModelContractError: naming the file, when the digest is missing or does not match.
+    """
+    recorded = metadata.get(MetaKey.MODEL_DIGEST)
+    if recorded is None:
+        raise ModelContractError(
+            f"model {path} lacks metadata key {MetaKey.MODEL_DIGEST!r}; re-export it with `drive export`"
+        )
+    try:
+        actual = model_digest(model_bytes)
+    except ValueError as err:
+        raise ModelContractError(f"model {path} is not a well-formed ONNX file: {err}") from None
+    if actual != recorded:
+        raise ModelContractError(
+            f"model {path}: its graph or weights changed since export (sha256 {actual[:16]}..., the "
+            f"metadata records {recorded[:16]}...); the file is damaged or edited, re-export it"
+        )
 
 
 class ModelContractError(ValueError):

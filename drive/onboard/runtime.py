@@ -33,6 +33,7 @@ from .contract import (  # relative: the folder is copied to the board alone
     MetaKey,
     ModelContract,
     ModelContractError,
+    check_model_digest,
     read_contract,
 )
 
@@ -126,6 +127,7 @@ class OnboardPolicy:
         path = Path(model_path)
         session = open_session(path, intra_op_num_threads, providers, optimization_level)
         contract = read_contract(path, session.get_modelmeta().custom_metadata_map)
+        check_model_digest(path, path.read_bytes(), contract.metadata)
         self.contract = contract
         self._vision: ort.InferenceSession | None = None
         height, width, n = contract.input_height, contract.input_width, contract.state_size
@@ -171,6 +173,7 @@ class OnboardPolicy:
         path = vision_path.parent / name
         session = open_session(path, threads, providers, level)
         policy = read_contract(path, session.get_modelmeta().custom_metadata_map)
+        check_model_digest(path, path.read_bytes(), policy.metadata)
         for key in (
             MetaKey.POLICY_NAME,
             MetaKey.STATE_SIZE,
