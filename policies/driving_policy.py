@@ -64,6 +64,8 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         if self.sensory_norm not in FEATURE_NORMS:
             raise ValueError(f"policy.sensory_norm must be one of {FEATURE_NORMS}, got {self.sensory_norm!r}")
+        if not self.curvature_scale_1pm > 0:  # 0 would make every output 0 and every gradient vanish
+            raise ValueError(f"curvature_scale_1pm must be > 0, got {self.curvature_scale_1pm}")
 
     @property
     def contract(self) -> PreprocessContract:

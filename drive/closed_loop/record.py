@@ -50,6 +50,8 @@ class RecordConfig:
             raise ValueError(f"episodes must be ≥ 1, got {self.episodes}")
         if not self.minutes > 0:
             raise ValueError(f"minutes must be > 0, got {self.minutes}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be ≥ 0 (episode i uses seed + i), got {self.seed}")
         if not self.tracks or not self.conditions:
             raise ValueError("tracks and conditions must each name at least one")
         for track in self.tracks:  # fail now, not after hours of driving

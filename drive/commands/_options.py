@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 
@@ -48,3 +49,36 @@ def cli_overrides(mapping: dict[str, Any]) -> list[str]:
             value = "[" + ",".join(str(v) for v in value) + "]"
         out.append(f"{key}={value}")
     return out
+
+
+def _number(kind: type, text: str, low: float, inclusive: bool) -> int | float:
+    """`text` as a finite `kind` above `low` (or at it, when `inclusive`), for argparse `type=`."""
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not math.isfinite(value) or value < low or (value == low and not inclusive):
+        bound = f"≥ {low:g}" if inclusive else f"> {low:g}"
+        raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer ≥ 1 (argparse names the option in its error)."""
+    return int(_number(int, text, 1, True))
+
+
+def nonnegative_int(text: str) -> int:
+    """An integer ≥ 0 (seeds, counts that may be zero)."""
+    return int(_number(int, text, 0, True))
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (durations, rates, tolerances)."""
+    return float(_number(float, text, 0.0, False))
+
+
+def nonnegative_float(text: str) -> float:
+    """A finite number ≥ 0 (noise variances)."""
+    return float(_number(float, text, 0.0, True))

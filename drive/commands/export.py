@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from drive.commands._options import positive_float, positive_int
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
@@ -29,20 +31,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument(
         "--calibration-frames",
-        type=int,
+        type=positive_int,
         default=256,
         metavar="N",
         help="frames the int8 variant is calibrated on, spread over the recording after the parity "
         "frames (default 256)",
     )
     parser.add_argument(
-        "--parity-steps", type=int, default=200, help="frames in the parity check (default 200)"
+        "--parity-steps", type=positive_int, default=200, help="frames in the parity check (default 200)"
     )
     parser.add_argument(
         "--frames", default=None, metavar="DIR", help="recording to take the parity frames from"
     )
     parser.add_argument(
-        "--tolerance", type=float, default=None, help="parity bound on |d curvature|, 1/m (default 1e-4)"
+        "--tolerance",
+        type=positive_float,
+        default=None,
+        help="parity bound on |d curvature|, 1/m (default 1e-4)",
     )
     parser.add_argument(
         "--no-optimize", dest="optimize", action="store_false", help="skip the export-time constant folding"

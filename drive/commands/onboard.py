@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from drive.commands._options import (
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -13,14 +20,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--sim", choices=["embedded"], default="embedded", help="simulator backend (embedded)")
     p.add_argument("--track", default="forest", help="track (forest)")
     p.add_argument("--condition", default="summer", help="condition (summer)")
-    p.add_argument("--laps", type=int, default=1, help="laps to drive (1)")
-    p.add_argument("--max-minutes", type=float, default=10.0, help="stop after this much simulated time (10)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--noise", type=float, default=0.0, help="Gaussian image-noise variance on [0,1] (0)")
+    p.add_argument("--laps", type=positive_int, default=1, help="laps to drive (1)")
     p.add_argument(
-        "--deadline-ms", type=float, default=None, help="per-frame budget (default: the control period)"
+        "--max-minutes", type=positive_float, default=10.0, help="stop after this much simulated time (10)"
     )
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (1)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="episode seed (0)")
+    p.add_argument(
+        "--noise", type=nonnegative_float, default=0.0, help="Gaussian image-noise variance on [0,1] (0)"
+    )
+    p.add_argument(
+        "--deadline-ms",
+        type=positive_float,
+        default=None,
+        help="per-frame budget (default: the control period)",
+    )
+    p.add_argument("--threads", type=positive_int, default=1, help="onnxruntime intra-op threads (1)")
     p.add_argument("--out", default=None, help="write metrics.json (and the drive as a recording) here")
     p.set_defaults(func=run)
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from drive.commands._options import add_config_options, cli_overrides, comma_list
+from drive.commands._options import (
+    add_config_options,
+    cli_overrides,
+    comma_list,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,9 +25,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--condition", type=comma_list, default=None, help="condition(s), comma-separated (summer)"
     )
-    p.add_argument("--minutes", type=float, default=None, help="total simulated minutes (10)")
-    p.add_argument("--episodes", type=int, default=None, help="number of episodes (4)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the first episode (0)")
+    p.add_argument("--minutes", type=positive_float, default=None, help="total simulated minutes (10)")
+    p.add_argument("--episodes", type=positive_int, default=None, help="number of episodes (4)")
+    p.add_argument("--seed", type=nonnegative_int, default=None, help="seed of the first episode (0)")
     p.add_argument("--no-perturb", action="store_true", help="record the clean expert, no recovery pulses")
     p.add_argument(
         "--overwrite",

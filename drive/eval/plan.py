@@ -90,6 +90,8 @@ class EvalConfig:
                 raise ValueError(f"{name}: give at least one value")
             if len(set(values)) != len(values):
                 raise ValueError(f"{name}: repeated values in {values}")
+        if any(seed < 0 for seed in self.seeds):
+            raise ValueError(f"seeds: must be ≥ 0, got {self.seeds}")
         if any(not v >= 0 for v in self.noise):
             raise ValueError(f"noise: variances must be ≥ 0, got {self.noise}")
         if self.laps is None and self.max_steps is None and self.max_time_s is None:

@@ -215,12 +215,13 @@ class Launch:
                 any stage runs; or another launch is writing into the same `out`.
         """
         from common.output_dir import OutputLock
-        from drive.launch.stage_config import check_done_stages
+        from drive.launch.stage_config import check_done_stages, validate_stage_configs
 
         stages = list(stages or self.config.stages)
         for stage in stages:
             if stage not in STAGES:
                 raise ValueError(f"unknown stage {stage!r}; known: {list(STAGES)}")
+        validate_stage_configs(self, stages)
         self.out.mkdir(parents=True, exist_ok=True)
         with OutputLock(self.out, "drive launch"):
             check_done_stages(self, stages)

@@ -64,3 +64,24 @@ def check_done_stages(launch: Launch, stages: list[str]) -> None:
                 f"{launch.out}: stage {stage} was done with {why}; pass --force to redo the stages "
                 "(episodes and files this launch did not write are kept), or choose another out"
             )
+
+
+def validate_stage_configs(launch: Launch, stages: list[str]) -> None:
+    """Load every stage's config now, so a typo in `eval.*` fails before record and train run.
+
+    Raises:
+        ConfigError: naming the stage and the key.
+    """
+    from common.strict_config import ConfigError
+    from drive.training.run import resolve_config
+
+    if "train" in stages:
+        train = launch.config.train
+        for policy in train.policies:
+            overrides = [f"policy.name={policy}", *train.overrides, *train.per_policy.get(policy, [])]
+            try:
+                resolve_config(train.config, launch.recordings, overrides)
+            except (ConfigError, OSError) as err:
+                raise ConfigError(f"train ({policy}): {err}") from None
+    if "eval" in stages or "onboard" in stages:
+        launch._eval_config()

@@ -59,9 +59,9 @@ class MetricsLog:
         """Append one record; numbers are also sent to TensorBoard as `<kind>/<name>`."""
         if not self.enabled:
             return
-        record = {"kind": kind, "step": int(step), **values}
-        with self.path.open("a") as f:
-            f.write(json.dumps(record, default=_jsonable) + "\n")
+        record = _finite_or_null({"kind": kind, "step": int(step), **values})
+        with self.path.open("a") as f:  # NaN/inf are not JSON: they are written as null
+            f.write(json.dumps(record, default=_jsonable, allow_nan=False) + "\n")
         if self._tb is not None:
             for name, value in values.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
@@ -71,6 +71,19 @@ class MetricsLog:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+
+def _finite_or_null(value: Any) -> Any:
+    """`value` with every non-finite float (numpy scalars included) replaced by None."""
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _jsonable(value: Any) -> Any:
