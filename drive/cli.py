@@ -12,6 +12,8 @@ import pkgutil
 import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
+from typing import Any
 
 import drive.commands
 
@@ -65,10 +67,10 @@ class Terminated(KeyboardInterrupt):
     recorded is closed as aborted, never as complete), as for Ctrl-C."""
 
 
-def _raise_on_sigterm():
+def _raise_on_sigterm() -> Any:
     """Make SIGTERM raise `Terminated`; returns the previous handler (None off the main thread)."""
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         raise Terminated(f"signal {signum}")
 
     try:

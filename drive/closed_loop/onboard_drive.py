@@ -95,7 +95,7 @@ class OnboardDriver:
         return self._last_1pm
 
 
-def check_control_rate(model_path, model_rate_hz: float, sim_rate_hz: float) -> None:
+def check_control_rate(model_path: object, model_rate_hz: float, sim_rate_hz: float) -> None:
     """Refuse a model whose contract names another control rate than the simulator steps at.
 
     The graph advances its state by one control period per call, so driving it at another rate would

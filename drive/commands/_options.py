@@ -54,7 +54,7 @@ def cli_overrides(mapping: dict[str, Any]) -> list[str]:
 def _number(kind: type, text: str, low: float, inclusive: bool) -> int | float:
     """`text` as a finite `kind` above `low` (or at it, when `inclusive`), for argparse `type=`."""
     try:
-        value = kind(text)
+        value: float = int(text) if kind is int else float(text)
     except ValueError:
         what = "an integer" if kind is int else "a number"
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None

@@ -29,7 +29,7 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
-def plain_numpy_state(state: tuple) -> tuple:
+def plain_numpy_state(state: Any) -> tuple[Any, ...]:
     """numpy's legacy RNG state as tensors and Python scalars (what a `weights_only` checkpoint loads).
 
     The (624,) uint32 key array becomes an int64 tensor; `set_rng_state` turns it back.
