@@ -122,7 +122,6 @@ def run_episode(
     noise_variance = applied_noise_variance(sim)
     obs, info = sim.reset(seed=seed)
     driver.reset(seed)
-    safety = find_safety_driver(sim)
     rows: list[dict[str, Any]] = []
     hidden: list[np.ndarray] = []
     saliency: list[np.ndarray] = []
@@ -163,13 +162,26 @@ def run_episode(
         raise
     if writer is not None:
         writer.close()
+    return _episode_result(sim, rows, hidden, saliency, frames, int(info.get("lap", 0)), record_to)
+
+
+def _episode_result(
+    sim: Simulator,
+    rows: list[dict[str, Any]],
+    hidden: list[np.ndarray],
+    saliency: list[np.ndarray],
+    frames: list[np.ndarray],
+    laps: int,
+    record_to: str | Path | None,
+) -> EpisodeResult:
+    """The per-frame rows and arrays of a finished drive as an `EpisodeResult` with its metrics."""
+    safety = find_safety_driver(sim)
     telemetry = {k: np.asarray([r[k] for r in rows]) for k in rows[0]}
     log = [i.to_row() for i in safety.log] if safety is not None else []
-    metrics = episode_metrics(telemetry, len(log), int(info.get("lap", 0)))
     return EpisodeResult(
         telemetry=telemetry,
         interventions=log,
-        metrics=metrics,
+        metrics=episode_metrics(telemetry, len(log), laps),
         hidden=np.stack(hidden) if hidden else None,
         saliency=np.stack(saliency) if saliency else None,
         frames=np.stack(frames) if frames else None,
