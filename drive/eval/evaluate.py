@@ -16,7 +16,7 @@ import functools
 import multiprocessing as mp
 import queue as queue_module
 import sys
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 from typing import Any
 
@@ -140,30 +140,26 @@ def evaluate(config: EvalConfig, out_dir: str | Path, *, progress: bool = True) 
 def _run_pool(
     config: EvalConfig, specs: list[EpisodeSpec], out: Path, bar: _Progress
 ) -> list[EpisodeOutcome]:
-    ctx = mp.get_context("spawn")  # fork would copy torch's thread pools and locks
-    messages = ctx.Queue()
-    workers = min(config.workers, len(specs))
+    from common.process_pool import WorkerPool
+
+    messages = mp.get_context("spawn").Queue()
     outcomes: list[EpisodeOutcome] = []
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(messages,)) as pool:
+    # On Ctrl-C (or a failed episode) the pool stops the running episodes: recordings close as aborted.
+    with WorkerPool(min(config.workers, len(specs)), _init_worker, (messages,)) as pool:
         futures = {pool.submit(run_job, config, spec, out, _queue_sink(spec.index)): spec for spec in specs}
         pending = set(futures)
-        try:
-            while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(messages, bar)
-                for future in done:
-                    spec = futures[future]
-                    try:
-                        outcome = future.result()
-                    except Exception as err:
-                        kind = ValueError if isinstance(err, ValueError) else RuntimeError
-                        raise kind(f"episode {spec.episode_id} failed: {err}") from err
-                    outcomes.append(outcome)
-                    bar.finished(outcome)
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(messages, bar)
+            for future in done:
+                spec = futures[future]
+                try:
+                    outcome = future.result()
+                except Exception as err:
+                    kind = ValueError if isinstance(err, ValueError) else RuntimeError
+                    raise kind(f"episode {spec.episode_id} failed: {err}") from err
+                outcomes.append(outcome)
+                bar.finished(outcome)
     return outcomes
 
 
