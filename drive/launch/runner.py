@@ -235,12 +235,16 @@ class Launch:
         for stage in stages:
             started = time.perf_counter()
             print(f"== {stage}", flush=True)
+            # Tie whatever this stage writes to its config before it writes anything (see check_done_stages).
+            digest = stage_digest(self.config, stage)
+            self.state[stage] = {**self.state.get(stage, {}), "config_digest": digest}
+            self._save_state()
             outcome = getattr(self, f"_stage_{stage}")()
             seconds = time.perf_counter() - started
             entry = {
                 "seconds": round(seconds, 1),
                 **outcome,
-                "config_digest": stage_digest(self.config, stage),
+                "config_digest": digest,
             }
             if outcome.get("skipped"):
                 entry["seconds_when_run"] = self.state.get(stage, {}).get(

@@ -55,14 +55,16 @@ def check_done_stages(launch: Launch, stages: list[str]) -> None:
     if launch.force:
         return
     for stage in stages:
-        if not any(p.exists() for p in done_markers(launch, stage)):
-            continue
+        done = any(p.exists() for p in done_markers(launch, stage))
+        # A stage records its digest when it starts, so an interrupted stage's partial outputs (the
+        # first policies trained, a checkpoint to resume from) are tied to their config as well.
         ran = launch.state.get(stage, {}).get("config_digest")
-        if ran != stage_digest(launch.config, stage):
+        if (done or ran) and ran != stage_digest(launch.config, stage):
             why = "another configuration" if ran else "a configuration it did not record"
             raise ValueError(
-                f"{launch.out}: stage {stage} was done with {why}; pass --force to redo the stages "
-                "(episodes and files this launch did not write are kept), or choose another out"
+                f"{launch.out}: stage {stage} was {'done' if done else 'started'} with {why}; pass "
+                "--force to redo the stages (episodes and files this launch did not write are kept), "
+                "or choose another out"
             )
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -158,3 +159,41 @@ def test_record_stage_state_names_its_digest(tmp_path, stage_file):
     b = load_launch(_launch_file(tmp_path, 0.2))
     assert stage_digest(a, stage_file) != stage_digest(b, stage_file)
     assert stage_digest(a, "train") != stage_digest(b, "train")  # training reads the recordings
+
+
+@pytest.mark.parametrize("interrupted_policy, state", [("ncp-ltc", "started"), ("cnn", "done")])
+def test_a_stage_interrupted_part_way_resumes_with_its_config_and_refuses_another(
+    tmp_path, capsys, monkeypatch, interrupted_policy, state
+):
+    """Ctrl-C while a policy trains (the first of two, or the second after the first is done): the rerun
+    of the same launch file goes on where it stopped; a changed training config is refused, never mixed
+    with the interrupted run's outputs."""
+    import drive.training.run
+
+    trained: list[str] = []
+
+    def train_once(config: Any, run_dir: Path, resume: bool) -> dict[str, Any]:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if run_dir.name == interrupted_policy and interrupted_policy not in trained:
+            trained.append(interrupted_policy)
+            raise KeyboardInterrupt
+        trained.append(run_dir.name)
+        return {"policy": run_dir.name}
+
+    def launch_file(epochs: int) -> Path:
+        data = yaml.safe_load(_launch_file(tmp_path, 0.1).read_text())
+        data["stages"] = ["record", "train"]
+        data["train"] = {"policies": ["ncp-ltc", "cnn"], "overrides": [f"epochs={epochs}"]}
+        path = tmp_path / "run.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    monkeypatch.setattr(drive.training.run, "run_training", train_once)
+    assert main(["launch", str(launch_file(1)), "--quiet"]) == 130  # the CLI's exit on Ctrl-C
+    before = list(trained)
+    capsys.readouterr()
+    assert main(["launch", str(launch_file(2)), "--quiet"]) == 2  # another training config
+    assert f"stage train was {state} with another configuration" in capsys.readouterr().err
+    assert trained == before
+    assert main(["launch", str(launch_file(1)), "--quiet"]) == 0  # the same: goes on where it stopped
+    assert trained == [*before, *(["cnn"] if state == "done" else ["ncp-ltc", "cnn"])]
