@@ -139,7 +139,9 @@ def _spawn_record(out: Path) -> subprocess.Popen:
     )
 
 
-@pytest.mark.parametrize("attempt", range(6))
+@pytest.mark.parametrize(
+    "attempt", [*range(6), *(pytest.param(i, marks=pytest.mark.slow) for i in range(6, 10))]
+)
 def test_sigint_or_sigterm_at_a_random_moment_then_rerun_gives_the_uninterrupted_recording(
     tmp_path, long_reference, attempt
 ):
