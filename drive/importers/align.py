@@ -133,7 +133,8 @@ def align(frame_times_s: np.ndarray, label: Series, speed: Series | None, config
         raise ValueError("camera frame times must increase strictly")
     period = config.control_period_s
     t0 = float(frame_times_s[0])
-    count = int(np.floor((frame_times_s[-1] - t0) / period + 1e-9)) + 1
+    # + 1e-3: epoch-scale stamps (1.7e9 s) carry ~1e-7 s of rounding; a last frame 0.1 µs early still counts
+    count = int(np.floor((frame_times_s[-1] - t0) / period + 1e-3)) + 1
     grid = t0 + period * np.arange(count)
     frame_index, frame_ok = nearest(frame_times_s, grid, config.frame_tolerance_s)
     labels, label_ok = sample(label, grid, config.method, config.label_tolerance_s)

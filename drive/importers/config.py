@@ -60,7 +60,7 @@ class AlignConfig:
 
     control_period_s: float = 0.05
     method: Literal["nearest", "interpolate"] = "interpolate"
-    frame_tolerance_s: float = 0.05
+    frame_tolerance_s: float = 0.03
     label_tolerance_s: float = 0.1
     speed_tolerance_s: float = 0.25
     min_episode_frames: int = 16
