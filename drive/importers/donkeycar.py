@@ -78,7 +78,10 @@ def read_source(path: Path, config: ImportConfig) -> SourceDrive:
     records = read_records(path, manifest, dropped)
     total = len(records) + sum(dropped.values())
     records.sort(key=lambda r: r.get("_index", math.inf))
-    times, angles, files, indexes = [], [], [], []
+    times: list[float] = []
+    angles: list[float] = []
+    files: list[Path] = []
+    indexes: list[int] = []
     for record in records:
         image, angle, stamp = (
             record.get(keys.image_key),

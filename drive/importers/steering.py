@@ -73,7 +73,8 @@ class Conversion:
         """(N,) raw label values -> (N,) curvature in 1/m, left positive (float64)."""
         if self.kind == "curvature":
             return np.asarray(values, np.float64) * (1.0 if self.left_positive else -1.0)
-        return np.tan(self.road_wheel_angle_rad(values)) / self.wheelbase_m
+        curvature: np.ndarray = np.tan(self.road_wheel_angle_rad(values)) / self.wheelbase_m
+        return curvature
 
 
 def resolve_conversion(

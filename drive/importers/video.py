@@ -52,7 +52,9 @@ def read_csv(path: Path, video: VideoConfig) -> tuple[Series, Series | None, int
         rows = list(reader)
     scale = TIME_SCALE_S[video.time_unit]
     dropped: Counter[str] = Counter()
-    times, steer, speed = [], [], []
+    times: list[tuple[float, str]] = []  # (time in s, the cell as written, for error messages)
+    steer: list[tuple[float, float]] = []
+    speed: list[tuple[float, float]] = []
     for line, row in enumerate(rows, start=2):  # line 1 is the header
         t, s = _number(row[video.time_column]) * scale, _number(row[video.steering_column])
         if not math.isfinite(t):
