@@ -41,8 +41,9 @@ def import_source(
     format_name: str, path: str | Path, out_dir: str | Path, config: ImportConfig, progress: bool = False
 ) -> ImportSummary:
     """Read `path` as `format_name` and write its episodes under `out_dir`; returns the summary."""
-    from drive.importers.pipeline import import_drive
+    from drive.importers.pipeline import check_out, import_drive
 
+    check_out(Path(out_dir))  # before reading a long source: an occupied --out fails at once
     source = read_source(format_name, path, config)
     return import_drive(source, config, out_dir, format_name=format_name, source_path=path, progress=progress)
 

@@ -69,7 +69,7 @@ def import_drive(
         raise ValueError(
             f"nothing to import from {source_path}: all {alignment.grid_steps} control steps dropped ({why})"
         )
-    _check_out(out)
+    check_out(out)
     meta_import = {
         "format": format_name,
         "source": str(Path(source_path).resolve()),
@@ -83,7 +83,8 @@ def import_drive(
     return summary
 
 
-def _check_out(out: Path) -> None:
+def check_out(out: Path) -> None:
+    """Refuse an `out` that is a file or already holds episodes (FileExistsError naming it)."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a directory")
     if out.is_dir() and any(out.glob("episode-*")):

@@ -62,6 +62,7 @@ def write_bag(
     steering_type: str = "ackermann_msgs/msg/AckermannDriveStamped",
     speed_mps: float = 3.0,
     twist_speed: bool = False,
+    image_of: Callable[[int], np.ndarray] = frame_image,
 ) -> Path:
     """An MCAP bag with /camera (Image rgb8 or CompressedImage jpeg) and /steering; optional /twist."""
     from mcap_ros2.writer import Writer
@@ -75,7 +76,7 @@ def write_bag(
         for t, kind, i in sorted(events):
             ns = int(round(t * 1e9))
             if kind == "camera":
-                image = frame_image(i)
+                image = image_of(i)
                 if compressed:
                     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
                     msg: dict[str, object] = {"header": _stamp(t), "format": "jpeg", "data": jpeg.tobytes()}
@@ -131,6 +132,7 @@ def write_tub(
     skip: Sequence[int] = (),
     deleted: Sequence[int] = (),
     max_len: int = 1000,
+    image_of: Callable[[int], np.ndarray] = frame_image,
 ) -> Path:
     """A Donkeycar v2 tub of len(times_ms) records; records in `skip` are never written (a gap in the
     index and time), records in `deleted` are written and then marked deleted in the manifest."""
@@ -146,7 +148,7 @@ def write_tub(
         for i in indexes:
             image_name = f"{i}_cam_image_array_.jpg"
             # Donkeycar saves RGB arrays through PIL; cv2 writes BGR, so convert to keep RGB on disk.
-            cv2.imwrite(str(images / image_name), cv2.cvtColor(frame_image(i), cv2.COLOR_RGB2BGR))
+            cv2.imwrite(str(images / image_name), cv2.cvtColor(image_of(i), cv2.COLOR_RGB2BGR))
             record = {
                 "cam/image_array": image_name,
                 "user/angle": float(angles[i]),
@@ -182,18 +184,20 @@ def write_tub(
     return path
 
 
-def write_video(path: Path, num_frames: int, fps: int) -> Path:
+def write_video(
+    path: Path, num_frames: int, fps: int, image_of: Callable[[int], np.ndarray] = frame_image
+) -> Path:
     """An MPEG-4 video (PyAV) of `num_frames` uniform frames at `fps`."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("mpeg4", rate=fps)
-        stream.height, stream.width = CAMERA_SHAPE[:2]
+        stream.height, stream.width = image_of(0).shape[:2]
         stream.pix_fmt = "yuv420p"
         stream.options = {"qscale": "2"}
         for i in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(frame_image(i), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(image_of(i), format="rgb24")
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():

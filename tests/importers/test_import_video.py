@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 
@@ -119,3 +120,21 @@ def test_missing_label_kind_and_missing_csv_column(tmp_path, capsys):
     ]
     assert main(args) == 2
     assert "label.kind is needed for this source" in capsys.readouterr().err
+
+
+def test_without_the_import_extra_one_line_says_how_to_install(tmp_path, capsys, monkeypatch):
+    video = write_video(tmp_path / "dash.mp4", 5, FPS)
+    _log(video.with_suffix(".csv"), START_S + 0.05 * np.arange(5), steering=[0.0] * 5)
+    monkeypatch.setitem(sys.modules, "av", None)  # as if PyAV were not installed
+    code, _, err = _import(video, tmp_path / "o", capsys)
+    assert code == 2
+    assert err.strip() == (
+        "drive recordings import: error: the video importer needs the 'av' package: "
+        "pip install -e '.[import]'"
+    )
+
+
+def test_an_occupied_out_fails_before_reading(tmp_path, capsys):
+    (tmp_path / "o" / "episode-0000").mkdir(parents=True)
+    code, _, err = _import(tmp_path / "missing.mp4", tmp_path / "o", capsys)
+    assert code == 2 and "already holds episodes; choose an empty --out" in err
