@@ -115,9 +115,10 @@ def _write_episodes(
     }
     out.mkdir(parents=True, exist_ok=True)
     with tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True, desc="import") as bar:
+        # every episode's meta.json carries the whole summary, so the list is complete before the first
+        summary.episodes = [(f"episode-{n:04d}", len(s)) for n, s in enumerate(alignment.segments)]
         for number, segment in enumerate(alignment.segments):
-            name = f"episode-{number:04d}"
-            summary.episodes.append((name, len(segment)))
+            name = summary.episodes[number][0]
             extra = {"import": {**meta_import, "summary": summary.to_dict(), "segment": number}}
             with RecordingWriter(
                 out / name,

@@ -61,10 +61,13 @@ def write_bag(
     compressed: bool = False,
     steering_type: str = "ackermann_msgs/msg/AckermannDriveStamped",
     speed_mps: float = 3.0,
-    twist_speed: bool = False,
+    speed_type: str | None = None,
+    camera_clock_offset_s: float = 0.0,
     image_of: Callable[[int], np.ndarray] = frame_image,
 ) -> Path:
-    """An MCAP bag with /camera (Image rgb8 or CompressedImage jpeg) and /steering; optional /twist."""
+    """An MCAP bag with /camera (Image rgb8 or CompressedImage jpeg) and /steering, and with `speed_type`
+    (geometry_msgs/msg/TwistStamped or nav_msgs/msg/Odometry) a /speed topic beside each steering message.
+    The camera's header stamps run `camera_clock_offset_s` ahead of the bag's log time (a sensor clock)."""
     from mcap_ros2.writer import Writer
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,13 +80,14 @@ def write_bag(
             ns = int(round(t * 1e9))
             if kind == "camera":
                 image = image_of(i)
+                header = _stamp(t + camera_clock_offset_s)
                 if compressed:
                     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-                    msg: dict[str, object] = {"header": _stamp(t), "format": "jpeg", "data": jpeg.tobytes()}
+                    msg: dict[str, object] = {"header": header, "format": "jpeg", "data": jpeg.tobytes()}
                 else:
                     h, w, _ = image.shape
                     msg = {
-                        "header": _stamp(t),
+                        "header": header,
                         "height": h,
                         "width": w,
                         "encoding": "rgb8",
@@ -107,18 +111,27 @@ def write_bag(
                 writer.write_message(
                     "/steering", schemas[steering_type], {"header": _stamp(t), "drive": drive}, log_time=ns
                 )
-            if twist_speed and kind == "steering":
-                twist = {
-                    "linear": {"x": speed_mps, "y": 0.0, "z": 0.0},
-                    "angular": {"x": 0.0, "y": 0.0, "z": 0.0},
-                }
+            if speed_type and kind == "steering":
                 writer.write_message(
-                    "/twist",
-                    schemas["geometry_msgs/msg/TwistStamped"],
-                    {"header": _stamp(t), "twist": twist},
-                    log_time=ns,
+                    "/speed", schemas[speed_type], _speed_message(speed_type, t, speed_mps), log_time=ns
                 )
     return path
+
+
+def _speed_message(speed_type: str, t_s: float, speed_mps: float) -> dict[str, object]:
+    twist = {"linear": {"x": speed_mps, "y": 0.0, "z": 0.0}, "angular": {"x": 0.0, "y": 0.0, "z": 0.0}}
+    if speed_type == "geometry_msgs/msg/TwistStamped":
+        return {"header": _stamp(t_s), "twist": twist}
+    pose = {
+        "position": {"x": speed_mps * t_s, "y": 0.0, "z": 0.0},
+        "orientation": {"x": 0.0, "y": 0.0, "z": 0.0, "w": 1.0},
+    }
+    return {
+        "header": _stamp(t_s),
+        "child_frame_id": "base_link",
+        "pose": {"pose": pose, "covariance": [0.0] * 36},
+        "twist": {"twist": twist, "covariance": [0.0] * 36},
+    }
 
 
 NEWLINE = "\r\n"  # donkeycar.parts.datastore_v2.NEWLINE

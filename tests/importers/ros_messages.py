@@ -38,10 +38,28 @@ TWIST_STAMPED = SEP.join(
     ]
 )
 
+VECTOR3 = "MSG: geometry_msgs/Vector3\nfloat64 x\nfloat64 y\nfloat64 z"
+ODOMETRY = SEP.join(
+    [
+        "std_msgs/Header header\nstring child_frame_id\ngeometry_msgs/PoseWithCovariance pose\n"
+        "geometry_msgs/TwistWithCovariance twist",
+        HEADER,
+        TIME,
+        "MSG: geometry_msgs/PoseWithCovariance\nPose pose\nfloat64[36] covariance",
+        "MSG: geometry_msgs/Pose\nPoint position\nQuaternion orientation",
+        "MSG: geometry_msgs/Point\nfloat64 x\nfloat64 y\nfloat64 z",
+        "MSG: geometry_msgs/Quaternion\nfloat64 x 0\nfloat64 y 0\nfloat64 z 0\nfloat64 w 1",
+        "MSG: geometry_msgs/TwistWithCovariance\nTwist twist\nfloat64[36] covariance",
+        "MSG: geometry_msgs/Twist\nVector3  linear\nVector3  angular",
+        VECTOR3,
+    ]
+)
+
 DEFINITIONS = {
     "sensor_msgs/msg/Image": IMAGE,
     "sensor_msgs/msg/CompressedImage": COMPRESSED_IMAGE,
     "ackermann_msgs/msg/AckermannDriveStamped": ACKERMANN_DRIVE_STAMPED,
     "std_msgs/msg/Float32": FLOAT32,
     "geometry_msgs/msg/TwistStamped": TWIST_STAMPED,
+    "nav_msgs/msg/Odometry": ODOMETRY,
 }

@@ -52,7 +52,11 @@ def test_a_gap_in_the_tub_is_reported_and_splits_the_drive(tmp_path, capsys):
     np.testing.assert_array_equal(shown_source_frames(second), np.arange(26, 44))
     np.testing.assert_allclose(b["expert_curvature_1pm"], np.tan(-angles[26:] * 0.4) / 0.25, rtol=1e-5)
     np.testing.assert_allclose(a["expert_curvature_1pm"], np.tan(-angles[:20] * 0.4) / 0.25, rtol=1e-5)
-    summary = meta(second)["extra"]["import"]["summary"]
+    summary = meta(first)["extra"]["import"]["summary"]  # the first episode knows about the second
+    assert summary["episodes"] == [
+        {"name": "episode-0000", "frames": 20},
+        {"name": "episode-0001", "frames": 18},
+    ]
     assert summary["dropped_steps"] == {"no camera frame within align.frame_tolerance_s": 6}
     assert meta(second)["extra"]["import"]["details"]["index_gaps"] == 1
 

@@ -68,7 +68,7 @@ def test_compressed_images_and_a_float32_steering_wheel_in_degrees(tmp_path, cap
         wheel_deg,
         compressed=True,
         steering_type="std_msgs/msg/Float32",
-        twist_speed=True,
+        speed_type="geometry_msgs/msg/TwistStamped",
         speed_mps=1.5,
     )
     (tmp_path / "bag" / "metadata.yaml").write_text("rosbag2_bagfile_information: {}\n")
@@ -79,7 +79,7 @@ def test_compressed_images_and_a_float32_steering_wheel_in_degrees(tmp_path, cap
         "vehicle.wheelbase_m=0.33",
         "vehicle.steering_ratio=15",
         "rosbag2.steering_topic=/steering",
-        "rosbag2.speed_topic=/twist",
+        "rosbag2.speed_topic=/speed",
         "align.method=nearest",
         "align.label_tolerance_s=0.02",
     ]
@@ -142,3 +142,32 @@ def test_camera_dropout_splits_the_drive_and_is_reported(tmp_path, capsys):
     np.testing.assert_array_equal(shown_source_frames(second), np.arange(20, 50))
     expected = np.tan([steering_rad(t) for t in b["source_time_s"]]) / WHEELBASE_M
     np.testing.assert_allclose(b["expert_curvature_1pm"], expected, atol=2e-5)
+
+
+def test_a_camera_on_another_clock_is_an_error_until_log_time_is_used(tmp_path, capsys):
+    """Header stamps of a camera 1000 s ahead of the bag's clock: with Float32 steering (no header, log
+    time) no label is near any frame, which is one error naming why; `time_source: log` aligns them."""
+    times = 50.0 + 0.05 * np.arange(30)
+    bag = write_bag(
+        tmp_path / "d.mcap",
+        times,
+        times + 0.005,
+        lambda t: 0.01 * (t - 50.0),
+        steering_type="std_msgs/msg/Float32",
+        speed_type="nav_msgs/msg/Odometry",
+        speed_mps=2.0,
+        camera_clock_offset_s=1000.0,
+    )
+    out = tmp_path / "out"
+    args = ["recordings", "import", "rosbag2", str(bag), "--out", str(out), "--no-progress"]
+    for s in ("rosbag2.steering_topic=/steering", "rosbag2.speed_topic=/speed", "label.kind=curvature"):
+        args += ["--set", s]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "all 30 control steps dropped (30 no steering label within align.label_tolerance_s)" in err
+    assert not out.exists()
+    assert main([*args, "--set", "rosbag2.time_source=log"]) == 0, capsys.readouterr().err
+    [episode] = episodes(out)
+    tel = telemetry(episode)
+    np.testing.assert_allclose(tel["expert_curvature_1pm"], 0.01 * (tel["source_time_s"] - 50.0), atol=1e-6)
+    np.testing.assert_allclose(tel["speed_mps"], 2.0)  # odometry twist.twist.linear.x
