@@ -66,6 +66,8 @@ def import_drive(
     )
     if not alignment.segments:
         why = "; ".join(f"{v} {k}" for k, v in alignment.dropped.items())
+        if source.dropped:
+            why += "; before alignment: " + "; ".join(f"{v} {k}" for k, v in source.dropped.items())
         raise ValueError(
             f"nothing to import from {source_path}: all {alignment.grid_steps} control steps dropped ({why})"
         )

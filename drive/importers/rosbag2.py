@@ -95,11 +95,14 @@ def field_value(message: Any, dotted: str, where: str) -> float:
     return float(value)
 
 
-def _stamp_s(message: Any, log_time_ns: int, config: Rosbag2Config) -> float:
+def _stamp_s(message: Any, log_time_ns: int, config: Rosbag2Config) -> tuple[float, bool]:
+    """(stamp in s, whether the log time stood in for an empty header stamp)."""
     header = getattr(message, "header", None) if config.time_source == "header" else None
-    if header is not None:
-        return float(header.stamp.sec) + 1e-9 * float(header.stamp.nanosec)
-    return 1e-9 * log_time_ns
+    if header is None:
+        return 1e-9 * log_time_ns, False
+    if header.stamp.sec == 0 and header.stamp.nanosec == 0:  # a publisher that never set the stamp
+        return 1e-9 * log_time_ns, True
+    return float(header.stamp.sec) + 1e-9 * float(header.stamp.nanosec), False
 
 
 def _messages(files: list[Path], topics: list[str]) -> Iterator[tuple[str, Any, int]]:
@@ -155,11 +158,8 @@ def _series(samples: list[tuple[float, float]], what: str, dropped: Counter[str]
     return Series(times[keep], np.array([v for _, v in samples], np.float64)[keep])
 
 
-def read_source(path: Path, config: ImportConfig) -> SourceDrive:
-    """Read the bag at `path`: camera stamps, steering and speed samples (pixels later, on demand)."""
-    cfg = config.rosbag2
-    files = bag_files(path)
-    topics = list_topics(path)
+def _resolve_topics(topics: list[tuple[str, str, int]], cfg: Rosbag2Config) -> dict[str, Any]:
+    """Camera, steering and speed topics with their types and fields, from the config or the bag."""
     image_topic, image_kind = _pick(topics, cfg.image_topic, IMAGE_TYPES, "camera", "rosbag2.image_topic")
     steer_topic, steer_kind = _pick(
         topics, cfg.steering_topic, (ACKERMANN,), "steering", "rosbag2.steering_topic"
@@ -175,6 +175,21 @@ def read_source(path: Path, config: ImportConfig) -> SourceDrive:
         raise ValueError(f"set rosbag2.speed_field: {speed_topic} is a {speed_kind}, which has no default")
     if not cfg.speed_topic and steer_kind != ACKERMANN:
         speed_topic, speed_field = "", None
+    return {
+        "image": (image_topic, image_kind),
+        "steer": (steer_topic, steer_kind, steer_field),
+        "speed": (speed_topic, speed_kind, speed_field),
+    }
+
+
+def read_source(path: Path, config: ImportConfig) -> SourceDrive:
+    """Read the bag at `path`: camera stamps, steering and speed samples (pixels later, on demand)."""
+    cfg = config.rosbag2
+    files = bag_files(path)
+    chosen = _resolve_topics(list_topics(path), cfg)
+    image_topic, image_kind = chosen["image"]
+    steer_topic, steer_kind, steer_field = chosen["steer"]
+    speed_topic, speed_kind, speed_field = chosen["speed"]
 
     dropped: Counter[str] = Counter()
     frame_stamps: list[tuple[float, int]] = []  # (stamp, ordinal in the image topic)
@@ -182,8 +197,10 @@ def read_source(path: Path, config: ImportConfig) -> SourceDrive:
     speed: list[tuple[float, float]] = []
     ordinal = 0
     wanted = sorted({image_topic, steer_topic} | ({speed_topic} if speed_topic else set()))
+    empty_stamps: Counter[str] = Counter()
     for topic, message, log_ns in _messages(files, wanted):
-        stamp = _stamp_s(message, log_ns, cfg)
+        stamp, empty = _stamp_s(message, log_ns, cfg)
+        empty_stamps[topic] += empty
         if topic == image_topic:
             if frame_stamps and stamp <= frame_stamps[-1][0]:
                 dropped["camera frames whose stamp is not after the previous frame's"] += 1
@@ -230,5 +247,6 @@ def read_source(path: Path, config: ImportConfig) -> SourceDrive:
             "steering": f"{steer_topic}.{steer_field}",
             "speed": f"{speed_topic}.{speed_field}" if speed_field else None,
             "time_source": cfg.time_source,
+            "empty_header_stamps_log_time_used": {t: n for t, n in empty_stamps.items() if n},
         },
     )

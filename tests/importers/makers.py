@@ -63,11 +63,13 @@ def write_bag(
     speed_mps: float = 3.0,
     speed_type: str | None = None,
     camera_clock_offset_s: float = 0.0,
+    unstamped_steering: bool = False,
     image_of: Callable[[int], np.ndarray] = frame_image,
 ) -> Path:
     """An MCAP bag with /camera (Image rgb8 or CompressedImage jpeg) and /steering, and with `speed_type`
     (geometry_msgs/msg/TwistStamped or nav_msgs/msg/Odometry) a /speed topic beside each steering message.
-    The camera's header stamps run `camera_clock_offset_s` ahead of the bag's log time (a sensor clock)."""
+    The camera's header stamps run `camera_clock_offset_s` ahead of the bag's log time (a sensor clock);
+    `unstamped_steering` leaves the Ackermann headers' stamps 0, as some drivers publish them."""
     from mcap_ros2.writer import Writer
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,8 +110,11 @@ def write_bag(
                     "acceleration": 0.0,
                     "jerk": 0.0,
                 }
+                header = (
+                    {"stamp": {"sec": 0, "nanosec": 0}, "frame_id": ""} if unstamped_steering else _stamp(t)
+                )
                 writer.write_message(
-                    "/steering", schemas[steering_type], {"header": _stamp(t), "drive": drive}, log_time=ns
+                    "/steering", schemas[steering_type], {"header": header, "drive": drive}, log_time=ns
                 )
             if speed_type and kind == "steering":
                 writer.write_message(

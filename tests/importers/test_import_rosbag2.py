@@ -171,3 +171,16 @@ def test_a_camera_on_another_clock_is_an_error_until_log_time_is_used(tmp_path, 
     tel = telemetry(episode)
     np.testing.assert_allclose(tel["expert_curvature_1pm"], 0.01 * (tel["source_time_s"] - 50.0), atol=1e-6)
     np.testing.assert_allclose(tel["speed_mps"], 2.0)  # odometry twist.twist.linear.x
+
+
+def test_unset_header_stamps_fall_back_to_log_time_and_say_so(tmp_path, capsys):
+    times = 3.0 + 0.05 * np.arange(20)
+    bag = write_bag(tmp_path / "d.mcap", times, times, steering_rad, unstamped_steering=True)
+    out = tmp_path / "out"
+    _import(["rosbag2", str(bag), "--out", str(out), "--set", "vehicle.wheelbase_m=2.5"], capsys)
+    [episode] = episodes(out)
+    tel = telemetry(episode)
+    expected = np.tan([steering_rad(t) for t in tel["source_time_s"]]) / WHEELBASE_M
+    np.testing.assert_allclose(tel["expert_curvature_1pm"], expected, atol=2e-5)
+    details = meta(episode)["extra"]["import"]["details"]
+    assert details["empty_header_stamps_log_time_used"] == {"/steering": 20}
