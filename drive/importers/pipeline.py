@@ -17,13 +17,15 @@ from typing import Any
 import numpy as np
 
 from common.strict_config import to_dict
-from drive.importers.align import Alignment, Segment, Series, align
+from drive.importers.align import Alignment, Segment, Series, align, sample
 from drive.importers.config import ImportConfig
 from drive.importers.source import ImportSummary, SourceDrive
 from drive.importers.steering import count_beyond_lock, resolve_conversion
 from perception.preprocess import PreprocessContract, preprocess_u8
 from recordings.writer import RecordingWriter
 
+POSE = ("x_m", "y_m", "yaw_rad")
+"""Pose columns filled from the source's odometry when it has one (NaN otherwise)."""
 EXTRA_COLUMNS = {"source_time_s": "float64", "source_frame": "int64"}
 """Telemetry columns an imported episode adds: the source clock time and source frame of each step."""
 
@@ -79,7 +81,7 @@ def import_drive(
         "source_time_origin_s": alignment.t0_s,
         "details": source.details,
         "assumed": {"on_road": True, "intervention": False, "noise_variance": 0.0},
-        "not_measured": ["lateral_offset_m", "heading_error_rad", "x_m", "y_m", "yaw_rad"],
+        "not_measured": ["lateral_offset_m", "heading_error_rad"] + [k for k in POSE if k not in source.pose],
     }
     _write_episodes(source, alignment, config, out, meta_import, summary, progress)
     return summary
@@ -129,7 +131,8 @@ def _write_episodes(
                 chunk_frames=config.chunk_frames,
                 extra_columns=EXTRA_COLUMNS,
             ) as writer:
-                for i, row in enumerate(_rows(segment, alignment.t0_s, config.align.control_period_s)):
+                pose = _pose(source, segment, config)
+                for i, row in enumerate(_rows(segment, pose, alignment.t0_s, config.align.control_period_s)):
                     writer.append(preprocess_u8(frames(int(segment.frame_index[i])), contract), row)
                     bar.update(1)
 
@@ -154,7 +157,22 @@ def _frames_in_order(source: SourceDrive, alignment: Alignment) -> Any:
     return get
 
 
-def _rows(segment: Segment, t0_s: float, period_s: float) -> Iterator[dict[str, Any]]:
+def _pose(source: SourceDrive, segment: Segment, config: ImportConfig) -> dict[str, np.ndarray]:
+    """(K,) x_m, y_m, yaw_rad of each step of `segment`, sampled like the speed; NaN where unknown."""
+    pose = {}
+    for name in POSE:
+        series = source.pose.get(name)
+        if series is None:
+            pose[name] = np.full(len(segment), np.nan)
+            continue
+        values, _ = sample(series, segment.times_s, config.align.method, config.align.speed_tolerance_s)
+        pose[name] = np.angle(np.exp(1j * values)) if name == "yaw_rad" else values  # yaw back to (-pi, pi]
+    return pose
+
+
+def _rows(
+    segment: Segment, pose: dict[str, np.ndarray], t0_s: float, period_s: float
+) -> Iterator[dict[str, Any]]:
     """The telemetry rows of one segment; unmeasured quantities are NaN (see meta `not_measured`)."""
     speed = segment.speed_mps
     distance = np.cumsum(np.nan_to_num(speed) * period_s) if np.isfinite(speed).any() else speed
@@ -170,9 +188,9 @@ def _rows(segment: Segment, t0_s: float, period_s: float) -> Iterator[dict[str, 
             "lateral_offset_m": nan,
             "heading_error_rad": nan,
             "progress_m": float(distance[i]),
-            "x_m": nan,
-            "y_m": nan,
-            "yaw_rad": nan,
+            "x_m": float(pose["x_m"][i]),
+            "y_m": float(pose["y_m"][i]),
+            "yaw_rad": float(pose["yaw_rad"][i]),
             "on_road": True,
             "intervention": False,
             "noise_variance": 0.0,

@@ -4,12 +4,14 @@ A bag is a `.mcap` file or a bag directory of them. The camera comes from a sens
 CompressedImage topic, steering from ackermann_msgs/msg/AckermannDriveStamped (`drive.steering_angle`,
 rad, left positive per REP 103) or any topic and numeric field the config names (e.g. a
 std_msgs/msg/Float32's `data`), speed from the Ackermann message, nav_msgs/msg/Odometry or
-geometry_msgs/msg/TwistStamped. Frames are read twice: once for their stamps, once (only the frames
-the grid needs) for their pixels, so a long bag never sits in memory.
+geometry_msgs/msg/TwistStamped; odometry also fills the pose (x_m, y_m, yaw_rad). Frames are read
+twice: once for their stamps, once (only the frames the grid needs) for their pixels, so a long bag
+never sits in memory.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,13 +25,14 @@ from drive.importers.config import ImportConfig, Rosbag2Config
 from drive.importers.optional import require
 from drive.importers.source import SourceDrive, source_name
 
+ODOMETRY = "nav_msgs/msg/Odometry"
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 ACKERMANN = "ackermann_msgs/msg/AckermannDriveStamped"
 DEFAULT_FIELDS = {
     ACKERMANN: ("drive.steering_angle", "drive.speed"),
     "std_msgs/msg/Float32": ("data", "data"),
     "std_msgs/msg/Float64": ("data", "data"),
-    "nav_msgs/msg/Odometry": (None, "twist.twist.linear.x"),
+    ODOMETRY: (None, "twist.twist.linear.x"),
     "geometry_msgs/msg/TwistStamped": (None, "twist.linear.x"),
     "geometry_msgs/msg/Twist": (None, "linear.x"),
 }
@@ -116,6 +119,13 @@ def _messages(files: list[Path], topics: list[str]) -> Iterator[tuple[str, Any, 
                 yield channel.topic, decoded, message.log_time
 
 
+def odometry_pose(message: Any) -> tuple[float, float, float]:
+    """(x_m, y_m, yaw_rad) of a nav_msgs Odometry message (yaw: rotation about z, counter-clockwise)."""
+    p, q = message.pose.pose.position, message.pose.pose.orientation
+    yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+    return float(p.x), float(p.y), yaw
+
+
 def decode_image(message: Any, kind: str) -> np.ndarray:
     """A sensor_msgs Image or CompressedImage message -> (H, W, 3) uint8 RGB.
 
@@ -197,6 +207,7 @@ def read_source(path: Path, config: ImportConfig) -> SourceDrive:
     speed: list[tuple[float, float]] = []
     ordinal = 0
     wanted = sorted({image_topic, steer_topic} | ({speed_topic} if speed_topic else set()))
+    pose: list[tuple[float, float, float, float]] = []  # (stamp, x, y, yaw) of odometry
     empty_stamps: Counter[str] = Counter()
     for topic, message, log_ns in _messages(files, wanted):
         stamp, empty = _stamp_s(message, log_ns, cfg)
@@ -211,11 +222,22 @@ def read_source(path: Path, config: ImportConfig) -> SourceDrive:
             steer.append((stamp, field_value(message, steer_field, f"{topic} ({steer_kind})")))
         if speed_field and topic == speed_topic:
             speed.append((stamp, field_value(message, speed_field, f"{topic} ({speed_kind})")))
+            if speed_kind == ODOMETRY:
+                pose.append((stamp, *odometry_pose(message)))
     if not steer:
         raise ValueError(f"{path}: the steering topic {steer_topic} holds no messages")
     label = _series(steer, "steering", dropped)
     speeds = _series(speed, "speed", dropped) if speed else None
     ordinals = [o for _, o in frame_stamps]
+    poses = {}
+    if pose:
+        table = np.array(sorted(pose))
+        table[:, 3] = np.unwrap(table[:, 3])  # so that interpolation never runs the long way round
+        keep = np.concatenate([[True], np.diff(table[:, 0]) > 0])
+        poses = {
+            name: Series(table[keep, 0], table[keep, c])
+            for c, name in ((1, "x_m"), (2, "y_m"), (3, "yaw_rad"))
+        }
 
     def read_frames(indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         by_ordinal = {ordinals[int(i)]: int(i) for i in indices}
@@ -237,6 +259,7 @@ def read_source(path: Path, config: ImportConfig) -> SourceDrive:
         read_frames=read_frames,
         label=label,
         speed=speeds,
+        pose=poses,
         default_label_kind="road_wheel_angle" if steer_kind == ACKERMANN else None,
         default_left_positive=True,  # REP 103: positive yaw and steering are to the left
         read=read,

@@ -25,6 +25,8 @@ class SourceDrive:
         read_frames: decodes the frames with the given indices (see `FrameReader`).
         label: raw steering samples (the unit the source records; converted by `drive.importers.steering`).
         speed: speed samples in m/s, or None when the source has none.
+        pose: `x_m`, `y_m` (m) and `yaw_rad` (rad, unwrapped, counter-clockwise) samples where the source
+            has them (ROS odometry), else empty.
         default_label_kind: the label kind the source implies (None: the config must say).
         default_left_positive: whether the source's positive steering is to the left.
         read: what was read, thing -> count (e.g. "camera frames (/cam, sensor_msgs/msg/Image)": 412).
@@ -39,6 +41,7 @@ class SourceDrive:
     speed: Series | None
     default_label_kind: str | None
     default_left_positive: bool
+    pose: dict[str, Series] = field(default_factory=dict)
     read: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)

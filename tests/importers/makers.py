@@ -123,13 +123,20 @@ def write_bag(
     return path
 
 
+ODOMETRY_YAW_RAD = 2.5
+"""The heading of the odometry's straight drive (beyond ±pi/2, so a sign or quadrant slip shows)."""
+
+
 def _speed_message(speed_type: str, t_s: float, speed_mps: float) -> dict[str, object]:
     twist = {"linear": {"x": speed_mps, "y": 0.0, "z": 0.0}, "angular": {"x": 0.0, "y": 0.0, "z": 0.0}}
     if speed_type == "geometry_msgs/msg/TwistStamped":
         return {"header": _stamp(t_s), "twist": twist}
+    # driving straight along a heading of ODOMETRY_YAW_RAD (counter-clockwise from +x) at speed_mps
+    yaw, distance = ODOMETRY_YAW_RAD, speed_mps * t_s
+    position = {"x": distance * np.cos(yaw), "y": distance * np.sin(yaw), "z": 0.0}
     pose = {
-        "position": {"x": speed_mps * t_s, "y": 0.0, "z": 0.0},
-        "orientation": {"x": 0.0, "y": 0.0, "z": 0.0, "w": 1.0},
+        "position": position,
+        "orientation": {"x": 0.0, "y": 0.0, "z": np.sin(yaw / 2), "w": np.cos(yaw / 2)},
     }
     return {
         "header": _stamp(t_s),

@@ -9,7 +9,7 @@ import pytest
 
 from drive.cli import main
 from tests.importers.helpers import episodes, meta, shown_source_frames, telemetry
-from tests.importers.makers import write_bag
+from tests.importers.makers import ODOMETRY_YAW_RAD, write_bag
 
 WHEELBASE_M = 2.5
 CROP = ["--set", "camera.crop_top_frac=0.1875", "--no-progress"]  # 96 rows -> 78, then 256 -> 200 wide
@@ -171,6 +171,11 @@ def test_a_camera_on_another_clock_is_an_error_until_log_time_is_used(tmp_path, 
     tel = telemetry(episode)
     np.testing.assert_allclose(tel["expert_curvature_1pm"], 0.01 * (tel["source_time_s"] - 50.0), atol=1e-6)
     np.testing.assert_allclose(tel["speed_mps"], 2.0)  # odometry twist.twist.linear.x
+    t = tel["source_time_s"]
+    np.testing.assert_allclose(tel["x_m"], 2.0 * t * np.cos(ODOMETRY_YAW_RAD), rtol=1e-6)
+    np.testing.assert_allclose(tel["y_m"], 2.0 * t * np.sin(ODOMETRY_YAW_RAD), rtol=1e-6)
+    np.testing.assert_allclose(tel["yaw_rad"], ODOMETRY_YAW_RAD, rtol=1e-6)
+    assert "x_m" not in meta(episode)["extra"]["import"]["not_measured"]
 
 
 def test_unset_header_stamps_fall_back_to_log_time_and_say_so(tmp_path, capsys):
