@@ -10,7 +10,7 @@ source clock's origin and the summary. Two extra telemetry columns keep every st
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +137,7 @@ def _write_episodes(
                     bar.update(1)
 
 
-def _frames_in_order(source: SourceDrive, alignment: Alignment) -> Any:
+def _frames_in_order(source: SourceDrive, alignment: Alignment) -> Callable[[int], np.ndarray]:
     """A function index -> decoded RGB frame for non-decreasing indices, reading the source once."""
     needed = np.unique(np.concatenate([s.frame_index for s in alignment.segments]))
     stream: Iterator[tuple[int, np.ndarray]] = source.read_frames(needed)
