@@ -192,6 +192,18 @@ def _resolve_topics(topics: list[tuple[str, str, int]], cfg: Rosbag2Config) -> d
     }
 
 
+def _pose_series(pose: list[tuple[float, float, float, float]]) -> dict[str, Series]:
+    """(stamp, x, y, yaw) odometry samples -> x_m, y_m, yaw_rad series (yaw unwrapped); {} for none."""
+    if not pose:
+        return {}
+    table = np.array(sorted(pose))
+    table[:, 3] = np.unwrap(table[:, 3])  # so that interpolation never runs the long way round
+    keep = np.concatenate([[True], np.diff(table[:, 0]) > 0])
+    return {
+        name: Series(table[keep, 0], table[keep, c]) for c, name in ((1, "x_m"), (2, "y_m"), (3, "yaw_rad"))
+    }
+
+
 def read_source(path: Path, config: ImportConfig) -> SourceDrive:
     """Read the bag at `path`: camera stamps, steering and speed samples (pixels later, on demand)."""
     cfg = config.rosbag2
@@ -229,15 +241,7 @@ def read_source(path: Path, config: ImportConfig) -> SourceDrive:
     label = _series(steer, "steering", dropped)
     speeds = _series(speed, "speed", dropped) if speed else None
     ordinals = [o for _, o in frame_stamps]
-    poses = {}
-    if pose:
-        table = np.array(sorted(pose))
-        table[:, 3] = np.unwrap(table[:, 3])  # so that interpolation never runs the long way round
-        keep = np.concatenate([[True], np.diff(table[:, 0]) > 0])
-        poses = {
-            name: Series(table[keep, 0], table[keep, c])
-            for c, name in ((1, "x_m"), (2, "y_m"), (3, "yaw_rad"))
-        }
+    poses = _pose_series(pose)
 
     def read_frames(indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         by_ordinal = {ordinals[int(i)]: int(i) for i in indices}
