@@ -146,6 +146,7 @@ class OpenLoopOutcome:
         saliency: (K, 78, 200) uint8 VisualBackProp maps of the first K frames, or None.
         video: path of the overlay video relative to the output folder, if one was written.
         wall_s: wall-clock seconds the run took (not part of the results).
+        outputs: path of the run's per-frame outputs (`_write_outputs`) relative to the output folder.
     """
 
     run: OpenLoopRun
@@ -155,6 +156,7 @@ class OpenLoopOutcome:
     saliency: np.ndarray | None
     video: str | None
     wall_s: float
+    outputs: str | None = None
 
 
 def find_data(config: OpenLoopConfig) -> list[Path]:
@@ -262,11 +264,31 @@ def run_open_loop(
                 run, Path(out_dir), driver.frames, telemetry, result.saliency, hidden, period_s
             )
         saliency = result.saliency[: config.saliency_frames] if result.saliency is not None else None
-        return OpenLoopOutcome(
-            run, metrics, telemetry, hidden, saliency, video, time.perf_counter() - started
-        )
+        outputs = _write_outputs(run, Path(out_dir), telemetry, hidden, saliency)
+        wall_s = time.perf_counter() - started
+        return OpenLoopOutcome(run, metrics, telemetry, hidden, saliency, video, wall_s, outputs)
     finally:
         torch.set_num_threads(threads)
+
+
+def _write_outputs(
+    run: OpenLoopRun,
+    out: Path,
+    telemetry: dict[str, np.ndarray],
+    hidden: np.ndarray | None,
+    saliency: np.ndarray | None,
+) -> str:
+    """The run's per-frame outputs as `runs/<run_id>.npz` (what `drive view` shows of an open-loop run):
+    `TELEMETRY_KEYS` (T,), `hidden` (T, N) float32 and `saliency` (K, 78, 200) uint8 when there are any."""
+    path = out / "runs" / f"{run.run_id}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, Any] = dict(telemetry)
+    if hidden is not None:
+        arrays["hidden"] = hidden.astype(np.float32)
+    if saliency is not None:
+        arrays["saliency"] = saliency
+    np.savez_compressed(path, **arrays)
+    return str(path.relative_to(out))
 
 
 def _write_video(

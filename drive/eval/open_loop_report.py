@@ -53,6 +53,7 @@ def analyse(config: OpenLoopConfig, outcomes: list[OpenLoopOutcome]) -> dict[str
                 "ssim": ssim,
                 "pc1_explained": pc1,
                 "video": o.video,
+                "outputs": o.outputs,
             }
         )
     # One run per episode for the data's own figures (the label does not depend on policy or noise).

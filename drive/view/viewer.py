@@ -1,9 +1,11 @@
 """`drive view`: a recorded drive or an evaluation folder in Rerun (the viewer opened, or an .rrd written).
 
 - An episode directory (meta.json): that drive, at the root of the entity tree.
-- An evaluation folder (eval.yaml + metrics.json): every drive recorded under it (`drive eval --record`),
-  each under its episode id, all on one `time` axis from each drive's start, so the policies' drives of one
-  seed can be compared frame by frame; interventions carry their cause from metrics.json.
+- A closed-loop evaluation folder (eval.yaml + metrics.json): every drive recorded under it (`drive eval
+  --record`), each under its episode id, all on one `time` axis from each drive's start, so the policies'
+  drives of one seed can be compared frame by frame; interventions carry their cause from metrics.json.
+- An open-loop evaluation folder (`drive eval --open-loop`): each replayed episode, with every run's
+  curvature, neurons and saliency beside the recorded label (`drive.view.log_open_loop`).
 """
 
 from __future__ import annotations
@@ -44,17 +46,22 @@ def _prefix(root: Path, episode: Path) -> str:
     return "/".join(parts) or episode.name
 
 
-def intervention_causes(target: Path) -> dict[str, dict[int, str]]:
-    """Episode id -> {frame: cause} from an evaluation's metrics.json (empty when there is none)."""
+def read_metrics(target: Path) -> dict[str, Any] | None:
+    """An evaluation folder's metrics.json, None when `target` has none."""
     metrics = target / "metrics.json"
     if not metrics.is_file():
-        return {}
+        return None
     try:
-        content = json.loads(metrics.read_text())
+        content: dict[str, Any] = json.loads(metrics.read_text())
     except ValueError as err:
         raise ValueError(f"{metrics}: not JSON ({err})") from None
+    return content
+
+
+def intervention_causes(content: dict[str, Any] | None) -> dict[str, dict[int, str]]:
+    """Episode id -> {frame: cause} from a closed-loop evaluation's metrics.json content."""
     causes: dict[str, dict[int, str]] = {}
-    for row in content.get("episodes") or []:
+    for row in (content or {}).get("episodes") or []:
         causes[str(row["id"])] = {int(i["frame"]): str(i["cause"]) for i in row.get("interventions") or []}
     return causes
 
@@ -75,24 +82,41 @@ def view(target: str | Path, save: str | Path | None = None, *, progress: bool =
     from recordings.reader import Recording
 
     rr = import_rerun()
-    drives = drives_to_view(target)
-    recordings = [(prefix, Recording(path)) for prefix, path in drives]  # every drive opens before logging
     if save is not None and Path(save).suffix != ".rrd":
         raise ValueError(f"--save: expected a .rrd file name, got {save}")
-    causes = intervention_causes(Path(target)) if Path(target).is_dir() else {}
-    stream = rr.RecordingStream(APPLICATION_ID, recording_id=str(Path(target).resolve()))
+    root = Path(target)
+    content = read_metrics(root) if root.is_dir() else None
+    open_loop = content is not None and content.get("mode") == "open_loop"
+    if open_loop:
+        assert content is not None
+        from drive.view.log_open_loop import open_loop_episodes
+
+        recordings = open_loop_episodes(root, content)  # every drive opens before logging
+        limit = (content.get("config") or {}).get("max_frames") or 1 << 62
+        runs = [min(limit, Recording(r["episode"]).num_frames) for r in content["runs"]]
+        total = sum(rec.num_frames for _, rec in recordings) + sum(runs)
+    else:
+        recordings = [(prefix, Recording(path)) for prefix, path in drives_to_view(root)]
+        total = sum(rec.num_frames for _, rec in recordings)
+    stream = rr.RecordingStream(APPLICATION_ID, recording_id=str(root.resolve()))
     if save is not None:
         Path(save).parent.mkdir(parents=True, exist_ok=True)
         stream.save(str(save))
     else:
         stream.spawn()
-    frames = 0
-    total = sum(rec.num_frames for _, rec in recordings)
     with tqdm(total=total, unit="frame", desc="view", disable=not progress) as bar:
-        for prefix, rec in recordings:
-            episode_causes = causes.get(Path(rec.path).name, {})
-            frames += log_drive(rr, stream, rec, prefix, episode_causes, on_frame=lambda: bar.update(1))
+        if open_loop:
+            assert content is not None
+            from drive.view.log_open_loop import log_open_loop
+
+            drives, frames = log_open_loop(rr, stream, root, content, on_frame=lambda: bar.update(1))
+        else:
+            causes = intervention_causes(content)
+            drives, frames = len(recordings), 0
+            for prefix, rec in recordings:
+                episode_causes = causes.get(Path(rec.path).name, {})
+                frames += log_drive(rr, stream, rec, prefix, episode_causes, on_frame=lambda: bar.update(1))
     stream.flush()
     if save is not None:
         stream.disconnect()
-    return {"drives": len(recordings), "frames": frames, "save": str(save) if save is not None else None}
+    return {"drives": drives, "frames": frames, "save": str(save) if save is not None else None}

@@ -107,3 +107,32 @@ def test_view_bad_target_is_one_error_line(tmp_path, capsys, make, message):
     assert main(["view", str(make(tmp_path)), "--save", str(tmp_path / "x.rrd")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_view_save_of_an_open_loop_evaluation_lines_runs_up_with_the_recorded_drive(tmp_path, capsys):
+    from drive.eval.open_loop import OpenLoopConfig, plan_runs, run_open_loop
+    from drive.eval.open_loop_report import analyse, write_report
+
+    episode = record_expert_drive(tmp_path / "data" / "episode-0000", frames=14)
+    checkpoint = make_checkpoint(tmp_path / "ncp.pt")
+    config = OpenLoopConfig(
+        data=str(tmp_path / "data"), policies=[checkpoint], noise=[0.0, 0.1], saliency=True, saliency_frames=5
+    )
+    out = tmp_path / "open"
+    outcomes = [run_open_loop(config, r, out) for r in plan_runs(config, ["ncp-ltc"], [episode])]
+    write_report(config, analyse(config, outcomes), out)
+    assert main(["view", str(out), "--save", str(tmp_path / "open.rrd"), "--quiet"]) == 0
+    assert "1 drive(s), 42 frames written" in capsys.readouterr().out  # 14 recorded + 2 runs × 14
+
+    found = _read_back(tmp_path / "open.rrd")
+    assert found["/episode-0000/camera/image"]["rows"] == 14
+    assert found["/episode-0000/curvature/label"]["rows"] == 14
+    for run in ("noise0_seed0", "noise0.1_seed0"):
+        base = f"/episode-0000/ncp-ltc/{run}"
+        assert sorted(found[f"{base}/curvature"]["frames"]) == list(range(14))
+        assert found[f"{base}/neurons"]["rows"] == 14
+        assert sorted(found[f"{base}/saliency"]["frames"]) == list(range(5))  # the saliency window
+    # The logged curvature is the run's own output, frame by frame.
+    batch = found["/episode-0000/ncp-ltc/noise0_seed0/curvature"]["batches"][0]
+    logged = [row[0] for row in batch.column("Scalars:scalars").to_pylist()]
+    np.testing.assert_allclose(logged, outcomes[0].telemetry["policy_curvature_1pm"], rtol=1e-6)
