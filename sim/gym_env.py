@@ -27,9 +27,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import gymnasium
 import numpy as np
-from gymnasium import spaces
+
+try:
+    import gymnasium
+    from gymnasium import spaces
+except ImportError as err:  # the gym extra is missing: say how to install it
+    raise ImportError("the Gymnasium environments need gymnasium: pip install -e '.[gym]'") from err
 
 from sim.registry import BACKENDS, SimSpec
 from sim.safety_driver import SafetyDriverConfig

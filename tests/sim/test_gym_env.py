@@ -118,3 +118,13 @@ def test_perturbations_are_the_projects_wrappers():
     assert 0.05 < diff.std() < 0.35  # σ = 0.32 before clipping at 0 and 1
     with pytest.raises(ValueError, match="unknown perturbation 'fog'"):
         DrivingEnv(config=OVAL, perturbations=[{"name": "fog"}])
+
+
+def test_without_gymnasium_the_import_names_the_extra(monkeypatch):
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gymnasium", None)  # import gymnasium now raises ImportError
+    monkeypatch.delitem(sys.modules, "sim.gym_env")
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[gym\]'"):
+        importlib.import_module("sim.gym_env")
