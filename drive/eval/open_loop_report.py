@@ -29,7 +29,8 @@ def analyse(config: OpenLoopConfig, outcomes: list[OpenLoopOutcome]) -> dict[str
     """Everything metrics.json holds except the config.
 
     Returns:
-        {"runs": [...], "aggregate": {label: {noise: {metric: stats}}}, "label_whiteness_1pm_per_s",
+        {"runs": [...], "aggregate": {label: {noise: {metric: stats}}}, "by_architecture" (same shape,
+         per registry name with several checkpoints), "label_whiteness_1pm_per_s",
          "data": {"episodes", "frames"}, "timing": {...}}
     """
     clean = {(o.run.label, o.run.episode, o.run.seed): o for o in outcomes if o.run.noise_variance == 0.0}
@@ -62,7 +63,8 @@ def analyse(config: OpenLoopConfig, outcomes: list[OpenLoopOutcome]) -> dict[str
     frames = sum(int(o.metrics["frames"]) for o in outcomes)
     return {
         "runs": runs,
-        "aggregate": aggregate(config, runs),
+        "aggregate": (table := aggregate(config, runs)),
+        "by_architecture": by_architecture(config, table),
         "label_whiteness_1pm_per_s": pool_metrics(o.metrics for o in first)["label_whiteness_1pm_per_s"],
         "data": {"episodes": len(first), "frames": int(sum(o.metrics["frames"] for o in first))},
         "timing": {
@@ -95,6 +97,25 @@ def aggregate(config: OpenLoopConfig, runs: list[dict[str, Any]]) -> dict[str, A
                 per_seed.append(pooled)
             table[label][noise_key(noise)] = {name: summary(p[name] for p in per_seed) for name in AGGREGATED}
     return table
+
+
+def by_architecture(config: OpenLoopConfig, table: dict[str, Any]) -> dict[str, Any]:
+    """Per registry name given as several checkpoints (labels `name@stem`, e.g. training seeds): mean ± sd
+    over the checkpoints of each one's mean; names given once are left out."""
+    groups: dict[str, list[str]] = {}
+    for label in table:
+        groups.setdefault(label.split("@")[0], []).append(label)
+    return {
+        name: {
+            noise_key(n): {
+                metric: summary(table[label][noise_key(n)][metric]["mean"] for label in labels)
+                for metric in AGGREGATED
+            }
+            for n in config.noise
+        }
+        for name, labels in groups.items()
+        if len(labels) > 1
+    }
 
 
 def write_report(
@@ -145,6 +166,12 @@ def render_markdown(config: OpenLoopConfig, analysis: dict[str, Any], figures: S
     ]
     for title, metric, fmt in tables:
         lines += ["", f"## {title}", "", *_metric_table(config, agg, metric, fmt)]
+    if analysis["by_architecture"]:
+        title = "By architecture: mean ± sd over its checkpoints (e.g. training seeds)"
+        lines += ["", f"## {title}", ""]
+        for caption, metric, fmt in (tables[0], tables[3]):
+            lines += [f"**{caption.split(' (')[0]}**", ""]
+            lines += [*_metric_table(config, analysis["by_architecture"], metric, fmt), ""]
     if any(r["ssim"] is not None for r in analysis["runs"]):
         lines += [
             "",

@@ -151,3 +151,27 @@ def test_cli_open_loop_bad_input_is_one_error_line(drive_and_policy, tmp_path, c
     assert main(["eval", "--policy", checkpoint, "--out", str(tmp_path / "o"), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_checkpoints_of_one_architecture_are_summarised_over_checkpoints():
+    from drive.eval.open_loop_report import AGGREGATED, by_architecture
+    from drive.eval.report import summary
+
+    config = OpenLoopConfig(data="d", policies=["a.pt", "b.pt", "c.pt"], noise=[0.0, 0.1])
+
+    def cell(mae):
+        return {m: summary([mae] if m == "mae_1pm" else []) for m in AGGREGATED}
+
+    table = {
+        "ncp-ltc@seed0": {"0": cell(0.010), "0.1": cell(0.030)},
+        "ncp-ltc@seed1": {"0": cell(0.020), "0.1": cell(0.050)},
+        "cnn": {"0": cell(0.015), "0.1": cell(0.060)},
+    }
+    result = by_architecture(config, table)
+    assert list(result) == ["ncp-ltc"]  # one checkpoint of cnn: nothing to summarise over
+    assert result["ncp-ltc"]["0"]["mae_1pm"] == {
+        "mean": pytest.approx(0.015),
+        "sd": pytest.approx(0.00707107),
+        "n": 2,
+    }
+    assert result["ncp-ltc"]["0.1"]["mae_1pm"]["mean"] == pytest.approx(0.040)
