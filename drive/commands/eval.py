@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Drive every policy on a held-out track at every noise level, condition and seed with a "
         "virtual safety driver; write metrics.json, report.md, plots/ and videos/ into --out. With "
         "--open-loop --data DIR: replay the recorded drives under DIR through every policy at every noise "
-        "level and seed instead, scored against the recorded label (MAE, RMSE, steering whiteness, saliency).",
+        "level and seed instead, scored against the recorded label (MAE, RMSE, whiteness, saliency).",
     )
     p.add_argument(
         "--policy",
