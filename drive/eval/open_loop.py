@@ -264,7 +264,9 @@ def run_open_loop(
                 run, Path(out_dir), driver.frames, telemetry, result.saliency, hidden, period_s
             )
         saliency = result.saliency[: config.saliency_frames] if result.saliency is not None else None
-        outputs = _write_outputs(run, Path(out_dir), telemetry, hidden, saliency)
+        # Saliency maps are most of an outputs file (~2 MB per run at 200 frames): the first seed's only.
+        kept = saliency if run.seed == config.seeds[0] else None
+        outputs = _write_outputs(run, Path(out_dir), telemetry, hidden, kept)
         wall_s = time.perf_counter() - started
         return OpenLoopOutcome(run, metrics, telemetry, hidden, saliency, video, wall_s, outputs)
     finally:
@@ -279,7 +281,7 @@ def _write_outputs(
     saliency: np.ndarray | None,
 ) -> str:
     """The run's per-frame outputs as `runs/<run_id>.npz` (what `drive view` shows of an open-loop run):
-    `TELEMETRY_KEYS` (T,), `hidden` (T, N) float32 and `saliency` (K, 78, 200) uint8 when there are any."""
+    `TELEMETRY_KEYS` (T,), `hidden` (T, N) float32 and `saliency` (K, 78, 200) uint8 when given."""
     path = out / "runs" / f"{run.run_id}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, Any] = dict(telemetry)
