@@ -35,7 +35,9 @@ try:
 except ImportError as err:  # the gym extra is missing: say how to install it
     raise ImportError("the Gymnasium environments need gymnasium: pip install -e '.[gym]'") from err
 
+from common.strict_config import from_dict
 from sim.registry import BACKENDS, SimSpec
+from sim.registry import backend as backend_entry
 from sim.safety_driver import SafetyDriverConfig
 from sim.types import Command, Observation, Simulator
 
@@ -75,11 +77,9 @@ class DrivingEnv(gymnasium.Env[dict[str, Any], np.ndarray]):
     ) -> None:
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        spec = SimSpec(backend)
-        if isinstance(config, dict):
-            spec = spec.replace(**config)
-        elif config is not None:
-            spec = SimSpec(backend, config)
+        if isinstance(config, dict):  # strictly, as a config file: an unknown key or a wrong type is named
+            config = from_dict(backend_entry(backend).config_class(), config, "config.")
+        spec = SimSpec(backend, config)
         self.sim_spec = spec
         self.sim: Simulator = spec.build(safety=safety, perturbations=list(perturbations or []))
         self.safety = safety

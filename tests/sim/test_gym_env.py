@@ -128,3 +128,12 @@ def test_without_gymnasium_the_import_names_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "sim.gym_env")
     with pytest.raises(ImportError, match=r"pip install -e '\.\[gym\]'"):
         importlib.import_module("sim.gym_env")
+
+
+def test_config_mapping_is_strict_and_nested():
+    env = DrivingEnv(config={"track": "oval", "camera": {"width": 160, "height": 64}})
+    obs, _ = env.reset(seed=0)
+    assert obs["image"].shape == (64, 160, 3) and env.observation_space["image"].shape == (64, 160, 3)
+    env.close()
+    with pytest.raises(ValueError, match="unknown config key 'config.trak'"):
+        DrivingEnv(config={"trak": "oval"})
