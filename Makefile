@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	$(BIN)/python -m pip install -q -e ".[import]"
 	$(BIN)/python -m pip install -q -e ".[carla]" || echo "note: no carla client wheel for this platform; carla tests will be skipped"
+	$(BIN)/python -m pip install -q -e ".[view,gym]"
 	touch $(STAMP)
 
 setup: $(STAMP)

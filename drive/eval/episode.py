@@ -117,17 +117,23 @@ def build_driver(
 
     if spec.policy == EXPERT:
         return WindowedDriver(ExpertDriver(None), 0, keep_frames)
-    stat = Path(spec.policy).stat()
-    key = (str(Path(spec.policy).resolve()), stat.st_mtime_ns, stat.st_size)  # a rewritten file reloads
+    policy = cached_policy(spec.policy)
+    method = "visual_backprop" if config.saliency and policy.has_feature_maps else None
+    runner = PolicyRunner(policy, saliency=method, name=spec.label)
+    return WindowedDriver(runner, saliency_frames if method else 0, keep_frames)
+
+
+def cached_policy(path: str | Path) -> DrivingPolicy:
+    """The policy of checkpoint `path`, loaded once per process (a rewritten file is loaded again)."""
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
     policy = _POLICIES.get(key)
     if policy is None:
         from policies.checkpoint import load_policy
 
-        policy, _ = load_policy(spec.policy)
+        policy, _ = load_policy(path)
         _POLICIES[key] = policy
-    method = "visual_backprop" if config.saliency and policy.has_feature_maps else None
-    runner = PolicyRunner(policy, saliency=method, name=spec.label)
-    return WindowedDriver(runner, saliency_frames if method else 0, keep_frames)
+    return policy
 
 
 def run_job(
