@@ -48,8 +48,8 @@ def _captum_attr() -> Any:
 
 def _check_scalar_output(forward_fn: ForwardFn, inputs: torch.Tensor, where: str) -> None:
     with torch.no_grad():
-        out = forward_fn(inputs[:1])
-    if out.shape != (1,):
+        out = forward_fn(inputs)
+    if out.shape != (inputs.shape[0],):
         raise ValueError(f"{where}: forward_fn must return one scalar per sample, (B,), got {tuple(out.shape)}")
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from drive.eval.episode import EpisodeOutcome
+from drive.eval.attention_report import attention_figures, attention_sections
 from drive.eval.interpret import max_lipschitz, pca, saliency_ssim
 from drive.eval.plan import EvalConfig, eval_track
 
@@ -72,6 +73,7 @@ def episode_analysis(
         per_frame = saliency_ssim(clean.saliency, outcome.saliency, config.saliency_frames)
         figures["ssim"] = float(per_frame.mean())
         figures["ssim_frames"] = int(len(per_frame))
+    figures.update(attention_figures(config, outcome, clean))
     return figures
 
 
@@ -174,6 +176,7 @@ def render_markdown(config: EvalConfig, analysis: dict[str, Any], figures: Seque
     lines = _setup_lines(config, analysis, list(agg))
     lines += _metric_sections(config, agg)
     lines += _analysis_sections(config, analysis)
+    lines += attention_sections(config, analysis, figures)
     if figures:
         lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures]
     videos = [e["video"] for e in analysis["episodes"] if e["video"]]
