@@ -50,7 +50,9 @@ def _check_scalar_output(forward_fn: ForwardFn, inputs: torch.Tensor, where: str
     with torch.no_grad():
         out = forward_fn(inputs)
     if out.shape != (inputs.shape[0],):
-        raise ValueError(f"{where}: forward_fn must return one scalar per sample, (B,), got {tuple(out.shape)}")
+        raise ValueError(
+            f"{where}: forward_fn must return one scalar per sample, (B,), got {tuple(out.shape)}"
+        )
 
 
 def grad_cam_layer(forward_fn: ForwardFn, layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
@@ -69,7 +71,8 @@ def grad_cam_layer(forward_fn: ForwardFn, layer: nn.Module, inputs: torch.Tensor
         cam = _captum_attr().LayerGradCam(forward_fn, layer).attribute(inputs, relu_attributions=True)
     if cam.dim() != 4 or cam.shape[1] != 1:
         raise ValueError(f"grad_cam: the layer's output must be (B, K, h, w), got a map {tuple(cam.shape)}")
-    return cam[:, 0].detach().float()
+    raw: torch.Tensor = cam[:, 0].detach().float()
+    return raw
 
 
 def grad_cam(
@@ -111,10 +114,13 @@ def integrated_gradients_raw(
     _check_scalar_output(forward_fn, inputs, "integrated_gradients")
     base = torch.zeros_like(inputs) if baseline is None else baseline.expand_as(inputs)
     with torch.enable_grad():
-        attributions = _captum_attr().IntegratedGradients(forward_fn).attribute(
-            inputs, baselines=base, n_steps=steps, method="gausslegendre"
+        attributions = (
+            _captum_attr()
+            .IntegratedGradients(forward_fn)
+            .attribute(inputs, baselines=base, n_steps=steps, method="gausslegendre")
         )
-    return attributions.detach().float()
+    result: torch.Tensor = attributions.detach().float()
+    return result
 
 
 def integrated_gradients(

@@ -23,6 +23,7 @@ from perception.faithfulness import FaithfulnessCurves, deletion_insertion
 from perception.saliency_methods import check_methods
 from policies.driving_policy import DrivingPolicy
 
+
 class StepOnInput(nn.Module):
     """One control step as a function of the standardised input, the state held fixed.
 
@@ -39,7 +40,9 @@ class StepOnInput(nn.Module):
     def __init__(self, policy: DrivingPolicy, state: torch.Tensor, sign: torch.Tensor | None = None) -> None:
         super().__init__()
         if not policy.has_feature_maps:
-            raise ValueError(f"policy {policy.config.name!r}: its perception has no feature maps for saliency")
+            raise ValueError(
+                f"policy {policy.config.name!r}: its perception has no feature maps for saliency"
+            )
         self.policy = policy
         self.state = state
         self.sign = sign

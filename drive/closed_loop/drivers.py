@@ -107,7 +107,8 @@ class PolicyRunner:
         if self._state is None:
             self.reset()
         assert self._state is not None  # for mypy: reset() set it
-        return self._state.float().cpu().numpy().copy()
+        state: np.ndarray = self._state.float().cpu().numpy().copy()
+        return state
 
     def act(self, obs: Observation, info: dict[str, Any] | None = None) -> float:
         """Curvature (1/m) for the camera frame `obs.image` (H, W, 3) uint8.

@@ -128,7 +128,12 @@ def _noise(steps: list[CapturedStep]) -> Any:
     if all(s.input_noise is None for s in steps):
         return None
     return torch.from_numpy(
-        np.stack([s.input_noise if s.input_noise is not None else np.zeros((78, 200, 3), np.float32) for s in steps])
+        np.stack(
+            [
+                s.input_noise if s.input_noise is not None else np.zeros((78, 200, 3), np.float32)
+                for s in steps
+            ]
+        )
     )
 
 

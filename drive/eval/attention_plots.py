@@ -36,8 +36,8 @@ def safe_name(label: str) -> str:
 
 def plot_attention_maps(config: EvalConfig, outcomes: list[EpisodeOutcome], path: Path) -> Path | None:
     """The maps figure of one policy (its episodes); None when no episode has attention."""
-    rows = [_first(outcomes, config, n) for n in config.noise]
-    rows = [o for o in rows if o is not None and o.attention is not None]
+    firsts = [_first(outcomes, config, n) for n in config.noise]
+    rows = [o for o in firsts if o is not None and o.attention is not None]
     if not rows:
         return None
     methods = list(config.saliency_methods)
@@ -51,7 +51,9 @@ def plot_attention_maps(config: EvalConfig, outcomes: list[EpisodeOutcome], path
         image = np.asarray(attention.example["image"])
         panels = [(image, f"σ² = {outcome.spec.noise_variance:g}, frame {frame}")]
         for method in methods:
-            panels.append((saliency_overlay(image, attention.maps[method][frame]), SALIENCY_ABBREVIATIONS[method]))
+            panels.append(
+                (saliency_overlay(image, attention.maps[method][frame]), SALIENCY_ABBREVIATIONS[method])
+            )
         for method in methods:
             mean_map = attention.maps[method].astype(np.float32).mean(axis=0)
             scaled = np.round(255 * mean_map / max(float(mean_map.max()), 1e-6)).astype(np.uint8)
@@ -100,7 +102,9 @@ def plot_neuron_map(config: EvalConfig, track: Track, outcome: EpisodeOutcome, p
         span = float(np.ptp(colour))
         scaled = (colour - colour.min()) / (span if span > 0 else 1.0)
         ax.add_collection(
-            LineCollection(list(segments), array=scaled[:-1][keep], cmap="coolwarm", linewidths=1.8, clim=(0, 1))
+            LineCollection(
+                list(segments), array=scaled[:-1][keep], cmap="coolwarm", linewidths=1.8, clim=(0, 1)
+            )
         )
         ax.set_title(title, fontsize=8)
         ax.set_aspect("equal")
@@ -119,6 +123,10 @@ def plot_neuron_map(config: EvalConfig, track: Track, outcome: EpisodeOutcome, p
 
 def _first(outcomes: list[EpisodeOutcome], config: EvalConfig, noise: float) -> EpisodeOutcome | None:
     for o in outcomes:
-        if o.spec.noise_variance == noise and o.spec.condition == config.conditions[0] and o.spec.seed == config.seeds[0]:
+        if (
+            o.spec.noise_variance == noise
+            and o.spec.condition == config.conditions[0]
+            and o.spec.seed == config.seeds[0]
+        ):
             return o
     return None

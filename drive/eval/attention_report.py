@@ -49,7 +49,8 @@ def attention_sections(
         "",
         "## Attention (saliency), per policy",
         "",
-        "Methods: " + ", ".join(f"{SALIENCY_ABBREVIATIONS[m]} (`{m}`)" for m in config.saliency_methods)
+        "Methods: "
+        + ", ".join(f"{SALIENCY_ABBREVIATIONS[m]} (`{m}`)" for m in config.saliency_methods)
         + f"; the first {config.saliency_frames} frames of each episode. Faithfulness: deletion / insertion "
         f"test on {config.faithfulness_frames} evenly spaced frames (perception/faithfulness.py): AUC of "
         "|Δ curvature| (1/m) as the most salient pixels are greyed out (deletion, higher = more faithful) "

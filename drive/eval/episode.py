@@ -221,7 +221,11 @@ def run_job(
             from drive.eval.attention import episode_attention
 
             attention = episode_attention(
-                driver.driver.policy, driver.captured, config.saliency_methods, config.faithfulness_frames, spec.seed
+                driver.driver.policy,
+                driver.captured,
+                config.saliency_methods,
+                config.faithfulness_frames,
+                spec.seed,
             )
         return EpisodeOutcome(
             spec=spec,

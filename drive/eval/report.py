@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from drive.eval.episode import EpisodeOutcome
 from drive.eval.attention_report import attention_figures, attention_sections
+from drive.eval.episode import EpisodeOutcome
 from drive.eval.interpret import max_lipschitz, pca, saliency_ssim
 from drive.eval.plan import EvalConfig, eval_track
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from drive.closed_loop.drivers import PolicyRunner
 from drive.cli import main
+from drive.closed_loop.drivers import PolicyRunner
 from drive.eval.attention import better_than_random, faithfulness_indices, rank_correlations
 from drive.eval.evaluate import evaluate
 from drive.eval.plan import EvalConfig
