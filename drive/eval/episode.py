@@ -18,6 +18,7 @@ import numpy as np
 
 from drive.eval.attention import CapturedStep, EpisodeAttention
 from drive.eval.plan import EXPERT, EpisodeSpec, EvalConfig
+from perception.saliency_methods import SALIENCY_ABBREVIATIONS
 from sim.types import Observation
 from sim.wrapper import SimulatorWrapper
 
@@ -216,17 +217,7 @@ def run_job(
         video = _write_video(config, spec, out, driver, result, telemetry, hidden) if spec.video else None
         # The report compares the leading window only (a recording keeps every frame's map).
         saliency = result.saliency[: config.saliency_frames] if result.saliency is not None else None
-        attention = None
-        if driver.captured:
-            from drive.eval.attention import episode_attention
-
-            attention = episode_attention(
-                driver.driver.policy,
-                driver.captured,
-                config.saliency_methods,
-                config.faithfulness_frames,
-                spec.seed,
-            )
+        attention = _attention(config, spec, driver)
         return EpisodeOutcome(
             spec=spec,
             metrics=result.metrics,
@@ -241,6 +232,17 @@ def run_job(
         )
     finally:
         torch.set_num_threads(threads)
+
+
+def _attention(config: EvalConfig, spec: EpisodeSpec, driver: WindowedDriver) -> EpisodeAttention | None:
+    """Every saliency method's maps of the captured window, their faithfulness and agreement, or None."""
+    if not driver.captured:
+        return None
+    from drive.eval.attention import episode_attention
+
+    return episode_attention(
+        driver.driver.policy, driver.captured, config.saliency_methods, config.faithfulness_frames, spec.seed
+    )
 
 
 def _neuron_types(driver: WindowedDriver, hidden: np.ndarray | None) -> list[str] | None:
@@ -279,7 +281,12 @@ def _write_video(
         saliency=result.saliency,
         hidden=hidden,
         intervention_frames=[int(row["frame"]) for row in result.interventions],
-        title=f"{spec.label}  {spec.condition}  noise var {spec.noise_variance:g}  seed {spec.seed}",
+        title=f"{spec.label}  {spec.condition}  noise var {spec.noise_variance:g}  seed {spec.seed}"
+        + (
+            f"  saliency {SALIENCY_ABBREVIATIONS[config.saliency_methods[0]]}"
+            if result.saliency is not None
+            else ""
+        ),
         fps=1.0 / config.control_period_s,
     )
     return str(path.relative_to(out))

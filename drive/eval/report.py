@@ -22,6 +22,7 @@ from drive.eval.attention_report import attention_figures, attention_sections
 from drive.eval.episode import EpisodeOutcome
 from drive.eval.interpret import max_lipschitz, pca, saliency_ssim
 from drive.eval.plan import EvalConfig, eval_track
+from perception.saliency_methods import SALIENCY_ABBREVIATIONS
 
 ALL = "all"
 """Key of the aggregate pooled over conditions."""
@@ -264,7 +265,8 @@ def _analysis_sections(config: EvalConfig, analysis: dict[str, Any]) -> list[str
     if any(e["ssim"] is not None for e in analysis["episodes"]):
         lines += [
             "",
-            f"## Saliency SSIM, clean vs noisy (VisualBackProp, first {config.saliency_frames} frames, "
+            f"## Saliency SSIM, clean vs noisy ({SALIENCY_ABBREVIATIONS[config.saliency_methods[0]]}, first "
+            f"{config.saliency_frames} frames, "
             "paired by frame index, same seed)",
             "",
         ]
