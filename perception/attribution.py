@@ -46,13 +46,18 @@ def _captum_attr() -> Any:
     return captum.attr
 
 
-def _check_scalar_output(forward_fn: ForwardFn, inputs: torch.Tensor, where: str) -> None:
-    with torch.no_grad():
+def _checked(forward_fn: ForwardFn, where: str) -> ForwardFn:
+    """`forward_fn`, raising one clear error when it does not give one scalar per sample (no extra pass)."""
+
+    def checked(inputs: torch.Tensor) -> torch.Tensor:
         out = forward_fn(inputs)
-    if out.shape != (inputs.shape[0],):
-        raise ValueError(
-            f"{where}: forward_fn must return one scalar per sample, (B,), got {tuple(out.shape)}"
-        )
+        if out.shape != (inputs.shape[0],):
+            raise ValueError(
+                f"{where}: forward_fn must return one scalar per sample, (B,), got {tuple(out.shape)}"
+            )
+        return out
+
+    return checked
 
 
 def grad_cam_layer(forward_fn: ForwardFn, layer: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
@@ -66,9 +71,12 @@ def grad_cam_layer(forward_fn: ForwardFn, layer: nn.Module, inputs: torch.Tensor
     Returns:
         (B, h, w) float32, ReLU(Σ_k α_k A^k), α_k = mean over (h, w) of ∂y/∂A^k; detached.
     """
-    _check_scalar_output(forward_fn, inputs, "grad_cam")
     with torch.enable_grad():
-        cam = _captum_attr().LayerGradCam(forward_fn, layer).attribute(inputs, relu_attributions=True)
+        cam = (
+            _captum_attr()
+            .LayerGradCam(_checked(forward_fn, "grad_cam"), layer)
+            .attribute(inputs, relu_attributions=True)
+        )
     if cam.dim() != 4 or cam.shape[1] != 1:
         raise ValueError(f"grad_cam: the layer's output must be (B, K, h, w), got a map {tuple(cam.shape)}")
     raw: torch.Tensor = cam[:, 0].detach().float()
@@ -111,7 +119,6 @@ def integrated_gradients_raw(
     """
     if steps < 2:
         raise ValueError(f"integrated_gradients: steps must be ≥ 2, got {steps}")
-    _check_scalar_output(forward_fn, inputs, "integrated_gradients")
     base = torch.zeros_like(inputs) if baseline is None else baseline.expand_as(inputs)
     with torch.enable_grad():
         attributions = (

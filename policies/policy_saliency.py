@@ -68,6 +68,7 @@ def saliency_maps(
     state: torch.Tensor,
     methods: Sequence[str],
     input_noise: torch.Tensor | None = None,
+    curvature_1pm: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Each method's map of one control step.
 
@@ -77,6 +78,8 @@ def saliency_maps(
         state: (B, state_size) the state the step starts from.
         methods: names from `SALIENCY_METHODS`.
         input_noise: None, or (B, 78, 200, 3) standardised-space noise (as `DrivingPolicy.step`).
+        curvature_1pm: (B,) this step's curvature when the caller has it (its sign orients Grad-CAM);
+            None: computed here.
 
     Returns:
         method -> (B, 78, 200) float32 in [0, 1].
@@ -94,8 +97,10 @@ def saliency_maps(
             with torch.no_grad():
                 out[method] = visual_backprop(policy.perception.maps_from_standardized(x), size)
         elif method == "grad_cam":
-            with torch.no_grad():
-                sign = torch.where(StepOnInput(policy, state)(x) < 0, -1.0, 1.0)
+            if curvature_1pm is None:
+                with torch.no_grad():
+                    curvature_1pm = StepOnInput(policy, state)(x)
+            sign = torch.where(curvature_1pm.detach().reshape(-1) < 0, -1.0, 1.0)
             step = StepOnInput(policy, state, sign)
             out[method] = grad_cam(step, step.tap, x.clone().requires_grad_(True), size)
         else:

@@ -126,12 +126,9 @@ class PolicyRunner:
             noise = torch.from_numpy(np.asarray(noise, dtype=np.float32)).to(self.device)
             noise = noise.unsqueeze(0) if noise.dim() == 3 else noise
         method = self.saliency_method
-        if method is not None and method != "visual_backprop":
-            # gradient methods need autograd, so they run outside inference mode, from the same state
-            from policies.policy_saliency import saliency_maps
-
-            state = self._state.clone()
-            self.saliency = saliency_maps(self.policy, image, state, [method], noise)[method][0].cpu().numpy()
+        gradient = method is not None and method != "visual_backprop"
+        # gradient methods cannot use an inference tensor: a normal copy of the state the step starts from
+        state = self._state.clone() if gradient else self._state
         with torch.inference_mode():
             out = self.policy.inspect_step(
                 image, self._state, input_noise=noise, saliency=method == "visual_backprop"
@@ -140,4 +137,12 @@ class PolicyRunner:
             if out.saliency is not None:
                 self.saliency = out.saliency[0].cpu().numpy()
             self.hidden_state = out.activity[0].float().cpu().numpy()
+        if gradient:
+            # autograd runs outside inference mode, from the state this step started from
+            from policies.policy_saliency import saliency_maps
+
+            curvature = out.curvature_1pm.clone()
+            assert method is not None  # `gradient` says so
+            maps = saliency_maps(self.policy, image, state, [method], noise, curvature)
+            self.saliency = maps[method][0].cpu().numpy()
         return float(out.curvature_1pm[0])

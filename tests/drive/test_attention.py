@@ -55,17 +55,17 @@ def test_eval_report_has_the_attention_section(ncp_checkpoint, tmp_path):
         noise=[0.0, 0.2],
         seeds=[0],
         laps=1,
-        max_steps=12,
+        max_steps=8,
         track="oval",
         saliency=True,
         saliency_methods=["grad_cam", "visual_backprop", "integrated_gradients"],
-        saliency_frames=6,
+        saliency_frames=4,
         faithfulness_frames=2,
     )
     result = evaluate(config, tmp_path, progress=False)
     noisy = next(e for e in result["episodes"] if e["noise_variance"] == 0.2)
     attention = noisy["attention"]
-    assert attention["methods"] == config.saliency_methods and attention["frames"] == 6
+    assert attention["methods"] == config.saliency_methods and attention["frames"] == 4
     assert set(attention["rank_correlation"]) == {
         "grad_cam|visual_backprop",
         "grad_cam|integrated_gradients",
