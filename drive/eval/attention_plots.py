@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
@@ -65,7 +66,7 @@ def plot_attention_maps(config: EvalConfig, outcomes: list[EpisodeOutcome], path
             ax.set_xticks([])
             ax.set_yticks([])
     spec = rows[0].spec
-    fig.suptitle(f"{spec.label}: where it looks ({spec.condition}, seed {spec.seed})", fontsize=9)
+    fig.suptitle(f"{spec.label}: where it looks ({spec.condition}, episode seed {spec.seed})", fontsize=9)
     fig.savefig(path, dpi=100)
     return path
 
@@ -107,6 +108,7 @@ def plot_neuron_map(config: EvalConfig, track: Track, outcome: EpisodeOutcome, p
             )
         )
         ax.set_title(title, fontsize=8)
+        _zoom_to(ax, tel["x_m"], tel["y_m"])
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
@@ -114,11 +116,20 @@ def plot_neuron_map(config: EvalConfig, track: Track, outcome: EpisodeOutcome, p
     what = "neuron" if outcome.neuron_types is not None else "principal component"
     fig.suptitle(
         f"{spec.label}: each {what}'s activity along the drive (blue low, red high, scaled per panel); "
-        f"{spec.condition}, σ² = {spec.noise_variance:g}, seed {spec.seed}",
+        f"{spec.condition}, σ² = {spec.noise_variance:g}, episode seed {spec.seed}",
         fontsize=9,
     )
     fig.savefig(path, dpi=100)
     return path
+
+
+def _zoom_to(ax: Axes, x: np.ndarray, y: np.ndarray, margin_frac: float = 0.15) -> None:
+    """Frame the driven path (a short drive is a few pixels of a whole-track map), with a margin."""
+    span = max(float(np.ptp(x)), float(np.ptp(y)), 20.0)
+    margin = margin_frac * span
+    cx, cy = 0.5 * (float(np.min(x)) + float(np.max(x))), 0.5 * (float(np.min(y)) + float(np.max(y)))
+    ax.set_xlim(cx - 0.5 * span - margin, cx + 0.5 * span + margin)
+    ax.set_ylim(cy - 0.5 * span - margin, cy + 0.5 * span + margin)
 
 
 def _first(outcomes: list[EpisodeOutcome], config: EvalConfig, noise: float) -> EpisodeOutcome | None:
