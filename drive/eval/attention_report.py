@@ -61,7 +61,8 @@ def attention_sections(
     for label in dict.fromkeys(e["label"] for e in episodes):
         mine = [e for e in episodes if e["label"] == label]
         lines += ["", f"### {label}", ""]
-        lines += [f"![{Path(f).stem}]({f})" for f in figures if Path(f).stem in _figure_stems(label)]
+        images = [f"![{Path(f).stem}]({f})" for f in figures if Path(f).stem in _figure_stems(label)]
+        lines += images + ([""] if images else [])
         lines += _ssim_table(config, mine) + _faithfulness_table(config, mine) + _rank_table(config, mine)
     return lines
 
