@@ -7,12 +7,16 @@ Stages, each the previous plus one thing:
     +policy      the policy drives (`PolicyRunner`, untrained weights: speed does not depend on them)
     +record      the drive is written as a recording (frames, telemetry, hidden state)
     +saliency    VisualBackProp per frame, recorded too
-and `pool`: `drive eval`'s worker pool (`--workers`) over several episodes, steps of all workers per
+    +grad_cam    instead Captum's Grad-CAM per frame (one forward + backward), recorded too
+    +integrated_gradients   instead Captum's integrated gradients (16 path points per frame), recorded too
+The saliency stages print their ratio to +record (the same loop without saliency, same run). And
+`pool`: `drive eval`'s worker pool (`--workers`) over several episodes, steps of all workers per
 wall-clock second. Prints the median of several rounds (the machine may be shared with other work; the
 median resists bursts of other load).
 
     python bench/loop.py                          # ncp-ltc, 400 steps, 3 rounds, pool of 2
     python bench/loop.py --policy lstm --steps 200 --rounds 5 --workers 2
+    python bench/loop.py --steps 100 --rounds 3 --workers 0 --methods visual_backprop,grad_cam
 """
 
 from __future__ import annotations
@@ -40,6 +44,13 @@ from sim.safety_driver import SafetyDriverConfig  # noqa: E402
 TARGET_STEPS_PER_S = 200.0
 """The issue's target without saliency, on 2 cores."""
 
+SALIENCY_STAGES = {
+    "+saliency": "visual_backprop",
+    "+grad_cam": "grad_cam",
+    "+integrated_gradients": "integrated_gradients",
+}
+"""Stage name -> the saliency method it runs."""
+
 
 def stage_rate(stage: str, policy_name: str, steps: int, track: str, seed: int, tmp: Path) -> float:
     """Steps per second of one episode of `steps` control steps at `stage`."""
@@ -50,10 +61,9 @@ def stage_rate(stage: str, policy_name: str, steps: int, track: str, seed: int, 
         driver = ExpertDriver()
     else:
         torch.manual_seed(0)
-        driver = PolicyRunner(
-            build_policy(policy_name), saliency="visual_backprop" if stage == "+saliency" else None
-        )
-    record_to = tmp / f"{stage}-{seed}-{time.monotonic_ns()}" if stage in ("+record", "+saliency") else None
+        driver = PolicyRunner(build_policy(policy_name), saliency=SALIENCY_STAGES.get(stage))
+    recorded = stage == "+record" or stage in SALIENCY_STAGES
+    record_to = tmp / f"{stage}-{seed}-{time.monotonic_ns()}" if recorded else None
     with make_simulator(
         "embedded", config, safety=SafetyDriverConfig(), perturbations=gaussian_spec(0.1)
     ) as sim:
@@ -106,8 +116,14 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads in this process (1, like a worker)"
     )
+    parser.add_argument(
+        "--methods",
+        default="visual_backprop,grad_cam,integrated_gradients",
+        help="saliency methods to time, comma-separated",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    methods = [m for m in args.methods.split(",") if m]
     print(
         f"closed loop, {args.policy}, {args.steps} steps x {args.rounds} rounds, track {args.track}, "
         f"torch threads {args.threads}, {os.cpu_count()} CPUs (load {os.getloadavg()[0]:.1f})"
@@ -115,7 +131,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         stage_rate("+policy", args.policy, 20, args.track, 99, tmp)  # warm-up: imports, first allocations
-        stages = ("sim", "+policy", "+record", "+saliency")
+        stages = ("sim", "+policy", "+record") + tuple(s for s, m in SALIENCY_STAGES.items() if m in methods)
         rounds: dict[str, list[float]] = {stage: [] for stage in stages}
         for seed in range(args.rounds):  # stages interleaved, so a burst of other load hits them alike
             for stage in stages:
@@ -127,8 +143,13 @@ def main() -> None:
                 f"max {max(rounds[stage]):.0f})"
             )
         policy_ms = 1e3 / rates["+policy"] - 1e3 / rates["sim"]
-        saliency_ms = 1e3 / rates["+saliency"] - 1e3 / rates["+record"]
-        print(f"  policy step ≈ {policy_ms:.2f} ms, saliency ≈ {saliency_ms:.2f} ms extra per step")
+        print(f"  policy step ≈ {policy_ms:.2f} ms")
+        for stage in stages[3:]:
+            extra_ms = 1e3 / rates[stage] - 1e3 / rates["+record"]
+            print(
+                f"  {SALIENCY_STAGES[stage]:<22} {rates[stage]:6.1f} steps/s, "
+                f"{rates[stage] / rates['+record']:.3f}x of +record, ≈ {extra_ms:.1f} ms extra per step"
+            )
         if args.workers > 0:
             episodes = 2 * args.workers
             rate, steady = pool_rate(args.policy, args.steps, args.track, args.workers, episodes, tmp)

@@ -18,7 +18,8 @@ _EXPORTS = {
     "Preprocess": "perception.tensor_preprocess",
     "preprocess_torch": "perception.tensor_preprocess",
     "standardize": "perception.tensor_preprocess",
-    "grad_cam": "perception.saliency",
+    "grad_cam": "perception.attribution",
+    "integrated_gradients": "perception.attribution",
     "ssim": "perception.saliency",
     "visual_backprop": "perception.saliency",
 }

@@ -52,7 +52,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--track", default=None, help="held-out track (forest); with CARLA also a town (Town01)")
     p.add_argument("--workers", type=int, default=None, help="parallel worker processes (1)")
     p.add_argument(
-        "--saliency", action="store_true", help="VisualBackProp saliency: SSIM table, video overlay"
+        "--saliency",
+        action="store_true",
+        help="saliency: SSIM, faithfulness and neuron-map sections, video overlay",
+    )
+    p.add_argument(
+        "--saliency-method",
+        type=comma_list,
+        default=None,
+        help="saliency methods, comma-separated, the first drawn in videos: visual_backprop (default), "
+        "grad_cam, integrated_gradients; implies --saliency",
     )
     p.add_argument("--videos", type=int, default=None, help="overlay videos per policy (0)")
     p.add_argument("--record", action="store_true", help="also write every episode as a recording")
@@ -96,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         "track": args.track,
         "workers": args.workers,
         "videos": args.videos,
-        "saliency": True if args.saliency else None,
+        "saliency": True if args.saliency or args.saliency_method else None,
+        "saliency_methods": args.saliency_method,
         "record": True if args.record else None,
     }
     # JSON is valid YAML: paths and lists survive the `key=value` override parser unchanged.

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from perception.saliency_methods import check_methods
 from sim.perturbations import check_specs, gaussian_spec
 from sim.registry import SimSpec
 from sim.safety_driver import SafetyDriverConfig
@@ -49,8 +50,14 @@ class EvalConfig:
             .xodr file, see `CarlaConfig.track`).
         workers: parallel worker processes (spawned, torch single-threaded); 1 runs in this process; must
             be 1 with CARLA (one client ticks the server in synchronous mode).
-        saliency: compute VisualBackProp saliency (needed for the SSIM table and the video overlay).
+        saliency: compute saliency (needed for the SSIM, faithfulness and neuron-map sections and the
+            video overlay).
+        saliency_methods: which methods (`perception.saliency_methods.SALIENCY_METHODS`: visual_backprop,
+            grad_cam, integrated_gradients); the first one is drawn in the videos and kept in recordings,
+            every one gets SSIM, faithfulness and rank-correlation figures over the saliency window.
         saliency_frames: leading frames whose saliency is kept and compared (the paper: 200).
+        faithfulness_frames: frames of the saliency window (evenly spaced) that get the deletion /
+            insertion test (perception.faithfulness), per method (at most the window's frames); 0: no test.
         videos: overlay videos per policy (not the expert: it has no saliency or neurons): its first
             `videos` episodes in (seed, condition, noise) order, i.e. with `videos` = number of noise
             levels, one per noise level of the first seed and condition. Noisy videos are large (mp4v
@@ -74,7 +81,9 @@ class EvalConfig:
     track: str = "forest"
     workers: int = 1
     saliency: bool = False
+    saliency_methods: list[str] = field(default_factory=lambda: ["visual_backprop"])
     saliency_frames: int = 200
+    faithfulness_frames: int = 10
     videos: int = 0
     video_s: float = 20.0
     record: bool = False
@@ -112,6 +121,11 @@ class EvalConfig:
         check_specs(self.perturbations)  # an unknown name or parameter fails here, named
         if self.saliency_frames < 1:
             raise ValueError(f"saliency_frames must be ≥ 1, got {self.saliency_frames}")
+        if not self.saliency_methods:
+            raise ValueError("saliency_methods: give at least one method")
+        check_methods(self.saliency_methods)  # named here, not in a worker
+        if self.faithfulness_frames < 0:
+            raise ValueError(f"faithfulness_frames must be ≥ 0, got {self.faithfulness_frames}")
         if self.videos < 0 or not self.video_s > 0:
             raise ValueError(f"videos must be ≥ 0 and video_s > 0, got {self.videos}, {self.video_s}")
         # Fail now, not in a worker: every condition and the track must build a simulator config.

@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from drive.eval.attention_report import attention_figures, attention_sections
 from drive.eval.episode import EpisodeOutcome
 from drive.eval.interpret import max_lipschitz, pca, saliency_ssim
 from drive.eval.plan import EvalConfig, eval_track
+from perception.saliency_methods import SALIENCY_ABBREVIATIONS
 
 ALL = "all"
 """Key of the aggregate pooled over conditions."""
@@ -72,6 +74,7 @@ def episode_analysis(
         per_frame = saliency_ssim(clean.saliency, outcome.saliency, config.saliency_frames)
         figures["ssim"] = float(per_frame.mean())
         figures["ssim_frames"] = int(len(per_frame))
+    figures.update(attention_figures(config, outcome, clean))
     return figures
 
 
@@ -174,6 +177,7 @@ def render_markdown(config: EvalConfig, analysis: dict[str, Any], figures: Seque
     lines = _setup_lines(config, analysis, list(agg))
     lines += _metric_sections(config, agg)
     lines += _analysis_sections(config, analysis)
+    lines += attention_sections(config, analysis, figures)
     if figures:
         lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures]
     videos = [e["video"] for e in analysis["episodes"] if e["video"]]
@@ -261,7 +265,8 @@ def _analysis_sections(config: EvalConfig, analysis: dict[str, Any]) -> list[str
     if any(e["ssim"] is not None for e in analysis["episodes"]):
         lines += [
             "",
-            f"## Saliency SSIM, clean vs noisy (VisualBackProp, first {config.saliency_frames} frames, "
+            f"## Saliency SSIM, clean vs noisy ({SALIENCY_ABBREVIATIONS[config.saliency_methods[0]]}, first "
+            f"{config.saliency_frames} frames, "
             "paired by frame index, same seed)",
             "",
         ]

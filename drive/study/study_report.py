@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from drive.study.attention_tables import attention_aggregate, attention_json, attention_section
 from drive.study.executor import Outcome, format_duration
 from drive.study.jobs import eval_dir, job_wall_s, train_dir
 from drive.study.stats import CONFIDENCE, Interval
@@ -40,6 +41,7 @@ def write_study_report(
     agg, diffs, seeds = aggregate(config, rows), differences(config, rows), seed_table(config)
     write_episode_tables(rows, out)
     figures = write_study_plots(config, agg, out / "plots")
+    attention = attention_aggregate(config)
     compute_s = {k: job_wall_s(_job_dir(config, k)) for k in (j.key for j in plan_jobs(config))}
     summary = {
         "name": config.name,
@@ -56,9 +58,11 @@ def write_study_report(
         "wall_s_this_run": wall_s,
         "episodes": len(rows),
         "figures": [str(f.relative_to(out)) for f in figures],
+        "attention": attention_json(attention),
     }
     (out / "study.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
-    (out / "report.md").write_text(render_markdown(config, agg, diffs, seeds, summary))
+    attention_lines = attention_section(config, attention)
+    (out / "report.md").write_text(render_markdown(config, agg, diffs, seeds, summary, attention_lines))
     return summary
 
 
@@ -68,8 +72,10 @@ def render_markdown(
     diffs: dict[str, Any],
     seeds: dict[str, Any],
     summary: dict[str, Any],
+    attention_lines: list[str] | None = None,
 ) -> str:
-    """report.md: set-up, training seeds, per protocol the tables with intervals and the reading."""
+    """report.md: set-up, training seeds, per protocol the tables with intervals and the reading, then the
+    attention section (`drive.study.attention_tables.attention_section`) when given."""
     ev = config.eval
     lines = [
         f"# Study: {config.name}",
@@ -94,6 +100,7 @@ def render_markdown(
     lines += _training_section(config, seeds)
     for protocol in config.protocols:
         lines += _protocol_section(config, protocol.name, protocol.kind, protocol.track, agg, diffs)
+    lines += attention_lines or []
     lines += [
         "## Files",
         "",
