@@ -103,7 +103,9 @@ class PolicyRunner:
         """Curvature (1/m) for the camera frame `obs.image` (H, W, 3) uint8.
 
         Also sets `hidden_state` (the policy's neuron activity, see `DrivingPolicy.inspect_step`) and,
-        with saliency on, `saliency` (78, 200) float32 in [0, 1].
+        with saliency on, `saliency` (78, 200) float32 in [0, 1]. `info["policy_elapsed_periods"]`, when
+        given (`drive.closed_loop.deployment_wrappers.DeploymentDriver`), is the time since the previous
+        frame in control periods, which continuous-time heads integrate over (default 1.0).
         """
         torch = self._torch
         if self._state is None:
@@ -115,8 +117,9 @@ class PolicyRunner:
             if noise is not None:
                 noise = torch.from_numpy(np.asarray(noise, dtype=np.float32)).to(self.device)
                 noise = noise.unsqueeze(0) if noise.dim() == 3 else noise
+            elapsed = float((info or {}).get("policy_elapsed_periods", 1.0))
             out = self.policy.inspect_step(
-                image, self._state, input_noise=noise, saliency=self.saliency_method is not None
+                image, self._state, elapsed, input_noise=noise, saliency=self.saliency_method is not None
             )
             self._state = out.state
             if out.saliency is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from drive.commands._options import add_config_options, comma_list
 
@@ -53,6 +54,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--videos", type=int, default=None, help="overlay videos per policy (0)")
     p.add_argument("--record", action="store_true", help="also write every episode as a recording")
+    p.add_argument(
+        "--perturb",
+        action="append",
+        default=None,
+        metavar="KEY:V1,V2",
+        help="deployment faults swept like the noise, e.g. drop:0,0.1,0.2 burst:2 jitter:0.5 "
+        "elapsed:true,period latency:0,2 blur:1.5 exposure:0.2 (repeatable: the product of the axes)",
+    )
     p.add_argument("--out", required=True, help="output folder for the report")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_options(p)
@@ -61,10 +70,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from common.strict_config import load_config
+    from drive.closed_loop.deployment import sweep_labels
     from drive.eval.evaluate import evaluate
     from drive.eval.plan import EvalConfig
     from drive.eval.report import ALL, format_stat, noise_key
 
+    try:
+        deploy = sweep_labels(args.perturb) if args.perturb else None
+    except ValueError as exc:
+        print(f"drive eval: error: {exc}", file=sys.stderr)
+        return 2
     flags = {
         "sim.backend": args.sim,
         "policies": args.policy,
@@ -78,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         "videos": args.videos,
         "saliency": True if args.saliency else None,
         "record": True if args.record else None,
+        "deploy": deploy,
     }
     # JSON is valid YAML: paths and lists survive the `key=value` override parser unchanged.
     overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
@@ -89,5 +105,8 @@ def run(args: argparse.Namespace) -> int:
             f"σ²={n:g}: {format_stat(by_condition[ALL][noise_key(n)]['interventions'])}" for n in config.noise
         ]
         print(f"  {label:<14} " + "   ".join(cells))
+    for label, by_deploy in result.get("deploy", {}).items():
+        cells = [f"{d}: {format_stat(stats['interventions_per_km'])}" for d, stats in by_deploy.items()]
+        print(f"  {label:<14} interventions/km  " + "   ".join(cells))
     print(f"report: {args.out}/report.md")
     return 0

@@ -146,6 +146,8 @@ def run_job(
     """
     import torch
 
+    from drive.closed_loop.deployment import DeploymentConfig
+    from drive.closed_loop.deployment_wrappers import deploy
     from drive.closed_loop.loop import EpisodeLimits, run_episode
 
     threads = torch.get_num_threads()
@@ -160,6 +162,9 @@ def run_job(
         sim = episode_sim.build(
             safety=config.safety, perturbations=config.episode_perturbations(spec), safety_context=context
         )
+        sim, driver.driver = deploy(
+            sim, driver.driver, DeploymentConfig.parse(spec.deploy), config.control_period_s
+        )
         # Built with a safety driver (EvalConfig always has one), so `sim` is a wrapper chain; every
         # backend under it has a `track`, which the `Simulator` protocol does not declare.
         backend: Any = cast(SimulatorWrapper, sim).unwrapped
@@ -171,7 +176,12 @@ def run_job(
         record_to = out / "episodes" / spec.episode_id if config.record else None
         meta = episode_sim.meta(
             spec.seed,
-            extra={"driver": spec.label, "policy": spec.policy, "noise_variance": spec.noise_variance},
+            extra={
+                "driver": spec.label,
+                "policy": spec.policy,
+                "noise_variance": spec.noise_variance,
+                "deploy": spec.deploy,
+            },
         )
         progress = _StepReporter(on_steps)
         with sim:

@@ -83,12 +83,16 @@ def analyse(config: EvalConfig, outcomes: list[EpisodeOutcome]) -> dict[str, Any
          "lipschitz": {label: {noise: per-neuron max over the episodes}}, "timing": {...}}
     """
     clean = {
-        (o.spec.label, o.spec.condition, o.spec.seed): o for o in outcomes if o.spec.noise_variance == 0.0
+        (o.spec.label, o.spec.condition, o.spec.seed, o.spec.deploy): o
+        for o in outcomes
+        if o.spec.noise_variance == 0.0
     }
     episodes = []
     for outcome in outcomes:
         spec = outcome.spec
-        figures = episode_analysis(config, outcome, clean.get((spec.label, spec.condition, spec.seed)))
+        figures = episode_analysis(
+            config, outcome, clean.get((spec.label, spec.condition, spec.seed, spec.deploy))
+        )
         episodes.append(
             {
                 "id": spec.episode_id,
@@ -97,6 +101,7 @@ def analyse(config: EvalConfig, outcomes: list[EpisodeOutcome]) -> dict[str, Any
                 "condition": spec.condition,
                 "noise_variance": spec.noise_variance,
                 "seed": spec.seed,
+                "deploy": spec.deploy,
                 "metrics": outcome.metrics,
                 **figures,
                 "interventions": outcome.interventions,
@@ -108,6 +113,7 @@ def analyse(config: EvalConfig, outcomes: list[EpisodeOutcome]) -> dict[str, Any
     return {
         "episodes": episodes,
         "aggregate": aggregate(config, episodes),
+        "deploy": aggregate_deploy(config, episodes),
         "lipschitz": _lipschitz_by_policy(config, episodes),
         "timing": {
             "episode_wall_s": wall_s,
@@ -117,8 +123,24 @@ def analyse(config: EvalConfig, outcomes: list[EpisodeOutcome]) -> dict[str, Any
     }
 
 
+def aggregate_deploy(config: EvalConfig, episodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± sd of `AGGREGATED` per policy and deployment setting, pooled over conditions and noise
+    levels: {label: {deploy: {metric: stats}}} ({} with a single setting)."""
+    if len(config.deploy) < 2:
+        return {}
+    table: dict[str, Any] = {}
+    for label in dict.fromkeys(e["label"] for e in episodes):
+        table[label] = {}
+        for deploy in config.deploy:
+            rows = [e for e in episodes if e["label"] == label and e.get("deploy", "none") == deploy]
+            table[label][deploy] = {name: summary(_figure(r, name) for r in rows) for name in AGGREGATED}
+    return table
+
+
 def aggregate(config: EvalConfig, episodes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean ± sd of `AGGREGATED` per policy, per condition (and pooled as "all"), per noise level."""
+    """Mean ± sd of `AGGREGATED` per policy, per condition (and pooled as "all"), per noise level, in
+    the first deployment setting (`aggregate_deploy` compares the settings)."""
+    episodes = [e for e in episodes if e.get("deploy", "none") == config.deploy[0]]
     table: dict[str, Any] = {}
     labels = list(dict.fromkeys(e["label"] for e in episodes))
     for label in labels:
@@ -173,6 +195,7 @@ def render_markdown(config: EvalConfig, analysis: dict[str, Any], figures: Seque
     agg = analysis["aggregate"]
     lines = _setup_lines(config, analysis, list(agg))
     lines += _metric_sections(config, agg)
+    lines += _deploy_section(config, analysis.get("deploy", {}))
     lines += _analysis_sections(config, analysis)
     if figures:
         lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures]
@@ -251,6 +274,23 @@ def _metric_sections(config: EvalConfig, agg: dict[str, Any]) -> list[str]:
     lines += _metric_table(config, agg, ALL, "mean_abs_offset_m", "{:.3f}")
     lines += ["", "## Steering smoothness: RMS curvature rate while the policy drives, 1/m/s", ""]
     lines += _metric_table(config, agg, ALL, "rms_curvature_rate_1pm_per_s", "{:.4f}")
+    return lines
+
+
+def _deploy_section(config: EvalConfig, by_label: dict[str, Any]) -> list[str]:
+    """Interventions per km per deployment setting (pooled over conditions and noise levels)."""
+    if not by_label:
+        return []
+    lines = [
+        "",
+        "## Deployment faults: interventions per km (mean ± sd over episodes)",
+        "",
+        "| policy | " + " | ".join(f"`{d}`" for d in config.deploy) + " |",
+        "|---" * (len(config.deploy) + 1) + "|",
+    ]
+    for label, by_deploy in by_label.items():
+        cells = [format_stat(by_deploy[d]["interventions_per_km"], "{:.2f}") for d in config.deploy]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
 
