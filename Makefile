@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[car]"
 	$(BIN)/python -m pip install -q -e ".[carla]" || echo "note: no carla client wheel for this platform; carla tests will be skipped"
 	touch $(STAMP)
 
