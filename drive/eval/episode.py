@@ -146,8 +146,6 @@ def run_job(
     """
     import torch
 
-    from drive.closed_loop.deployment import DeploymentConfig
-    from drive.closed_loop.deployment_wrappers import deploy
     from drive.closed_loop.loop import EpisodeLimits, run_episode
 
     threads = torch.get_num_threads()
@@ -158,13 +156,7 @@ def run_job(
         episode_sim = config.episode_sim(spec.condition)
         keep = config.video_frames if spec.video else 0
         driver = build_driver(config, spec, _saliency_window(config, spec, keep), keep)
-        context = {"policy": spec.label, "condition": spec.condition, "seed": spec.seed}
-        sim = episode_sim.build(
-            safety=config.safety, perturbations=config.episode_perturbations(spec), safety_context=context
-        )
-        sim, driver.driver = deploy(
-            sim, driver.driver, DeploymentConfig.parse(spec.deploy), config.control_period_s
-        )
+        sim = _episode_simulator(config, spec, driver)
         # Built with a safety driver (EvalConfig always has one), so `sim` is a wrapper chain; every
         # backend under it has a `track`, which the `Simulator` protocol does not declare.
         backend: Any = cast(SimulatorWrapper, sim).unwrapped
@@ -213,6 +205,22 @@ def run_job(
         )
     finally:
         torch.set_num_threads(threads)
+
+
+def _episode_simulator(config: EvalConfig, spec: EpisodeSpec, driver: WindowedDriver) -> Any:
+    """The episode's wrapped simulator (noise, perturbations, safety driver), and its deployment faults
+    (`spec.deploy`) on it and on `driver.driver`, which is replaced by its `DeploymentDriver`."""
+    from drive.closed_loop.deployment import DeploymentConfig
+    from drive.closed_loop.deployment_wrappers import deploy
+
+    context = {"policy": spec.label, "condition": spec.condition, "seed": spec.seed}
+    sim = config.episode_sim(spec.condition).build(
+        safety=config.safety, perturbations=config.episode_perturbations(spec), safety_context=context
+    )
+    sim, driver.driver = deploy(
+        sim, driver.driver, DeploymentConfig.parse(spec.deploy), config.control_period_s
+    )
+    return sim
 
 
 def _saliency_window(config: EvalConfig, spec: EpisodeSpec, keep_frames: int) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from drive.eval.deploy_report import aggregate_deploy, deploy_section
 from drive.eval.episode import EpisodeOutcome
 from drive.eval.interpret import max_lipschitz, pca, saliency_ssim
 from drive.eval.plan import EvalConfig, eval_track
@@ -113,7 +114,7 @@ def analyse(config: EvalConfig, outcomes: list[EpisodeOutcome]) -> dict[str, Any
     return {
         "episodes": episodes,
         "aggregate": aggregate(config, episodes),
-        "deploy": aggregate_deploy(config, episodes),
+        "deploy": aggregate_deploy(config, episodes, AGGREGATED),
         "lipschitz": _lipschitz_by_policy(config, episodes),
         "timing": {
             "episode_wall_s": wall_s,
@@ -121,20 +122,6 @@ def analyse(config: EvalConfig, outcomes: list[EpisodeOutcome]) -> dict[str, Any
             "steps_per_s": frames / wall_s if wall_s else None,
         },
     }
-
-
-def aggregate_deploy(config: EvalConfig, episodes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean ± sd of `AGGREGATED` per policy and deployment setting, pooled over conditions and noise
-    levels: {label: {deploy: {metric: stats}}} ({} with a single setting)."""
-    if len(config.deploy) < 2:
-        return {}
-    table: dict[str, Any] = {}
-    for label in dict.fromkeys(e["label"] for e in episodes):
-        table[label] = {}
-        for deploy in config.deploy:
-            rows = [e for e in episodes if e["label"] == label and e.get("deploy", "none") == deploy]
-            table[label][deploy] = {name: summary(_figure(r, name) for r in rows) for name in AGGREGATED}
-    return table
 
 
 def aggregate(config: EvalConfig, episodes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -195,7 +182,7 @@ def render_markdown(config: EvalConfig, analysis: dict[str, Any], figures: Seque
     agg = analysis["aggregate"]
     lines = _setup_lines(config, analysis, list(agg))
     lines += _metric_sections(config, agg)
-    lines += _deploy_section(config, analysis.get("deploy", {}))
+    lines += deploy_section(config, analysis.get("deploy", {}))
     lines += _analysis_sections(config, analysis)
     if figures:
         lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures]
@@ -274,23 +261,6 @@ def _metric_sections(config: EvalConfig, agg: dict[str, Any]) -> list[str]:
     lines += _metric_table(config, agg, ALL, "mean_abs_offset_m", "{:.3f}")
     lines += ["", "## Steering smoothness: RMS curvature rate while the policy drives, 1/m/s", ""]
     lines += _metric_table(config, agg, ALL, "rms_curvature_rate_1pm_per_s", "{:.4f}")
-    return lines
-
-
-def _deploy_section(config: EvalConfig, by_label: dict[str, Any]) -> list[str]:
-    """Interventions per km per deployment setting (pooled over conditions and noise levels)."""
-    if not by_label:
-        return []
-    lines = [
-        "",
-        "## Deployment faults: interventions per km (mean ± sd over episodes)",
-        "",
-        "| policy | " + " | ".join(f"`{d}`" for d in config.deploy) + " |",
-        "|---" * (len(config.deploy) + 1) + "|",
-    ]
-    for label, by_deploy in by_label.items():
-        cells = [format_stat(by_deploy[d]["interventions_per_km"], "{:.2f}") for d in config.deploy]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
 

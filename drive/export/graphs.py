@@ -27,6 +27,8 @@ from drive.export import optimize as graph_optimize
 from policies.driving_policy import DrivingPolicy
 
 OPSET = 17
+CONTROL_PERIOD_S = 0.05
+"""The exported graphs' control period, s (20 Hz): `elapsed_s` is divided by it."""
 STEP_ELAPSED_PERIODS = 1.0
 """Elapsed time per graph call, in control periods (the LTC's Δt; 1 = one 20 Hz step)."""
 
@@ -53,7 +55,7 @@ class OneStepGraph(nn.Module):
         period_s: the control period, s; the graph's elapsed input is divided by it.
     """
 
-    def __init__(self, policy: DrivingPolicy, period_s: float = 0.05) -> None:
+    def __init__(self, policy: DrivingPolicy, period_s: float = CONTROL_PERIOD_S) -> None:
         super().__init__()
         self.policy = policy
         self.stateless = policy.state_size == 0
@@ -84,7 +86,7 @@ class PolicyGraph(nn.Module):
     """Split export, second half: (features (1, F), state (1, N)[, elapsed_s (1, 1)]) -> (curvature (1,),
     next_state); `elapsed_s` as in `OneStepGraph`."""
 
-    def __init__(self, policy: DrivingPolicy, period_s: float = 0.05) -> None:
+    def __init__(self, policy: DrivingPolicy, period_s: float = CONTROL_PERIOD_S) -> None:
         super().__init__()
         self.policy = policy
         self.stateless = policy.state_size == 0

@@ -17,6 +17,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from drive.export.graphs import CONTROL_PERIOD_S
 from drive.onboard.contract import (
     CURVATURE_OUTPUT,
     ELAPSED_INPUT,
@@ -31,9 +32,6 @@ from policies.driving_policy import DrivingPolicy
 OnnxStep = Callable[..., tuple[np.ndarray, np.ndarray]]
 """One graph call: (image (1, H, W, 3) uint8, state (1, N) float32[, elapsed_s float, s]) -> (curvature
 (1,), next state). The elapsed time reaches a graph with an `elapsed_s` input (default: one period)."""
-
-CONTROL_PERIOD_S = 0.05
-"""The exported graphs' control period, s (20 Hz): the elapsed time of one step."""
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ import onnx
 import torch
 
 from drive import __version__
+from drive.export.elapsed import elapsed_metadata, irregular_parity, with_elapsed
 from drive.export.graphs import (
     OPSET,
     STEP_ELAPSED_PERIODS,
@@ -44,7 +45,6 @@ from drive.export.graphs import (
     PolicyGraph,
     VisionGraph,
     graph_state_size,
-    takes_elapsed,
     to_onnx,
     with_metadata,
 )
@@ -53,7 +53,6 @@ from drive.export.parity import (
     calibration_frames,
     compare_rollouts,
     full_step,
-    irregular_elapsed_s,
     onnx_rollout,
     recorded_frames,
     split_step,
@@ -64,7 +63,6 @@ from drive.onboard.contract import (
     CURVATURE_OUTPUT,
     CURVATURE_UNITS,
     ELAPSED_INPUT,
-    ELAPSED_UNITS,
     FEATURES_INPUT,
     FEATURES_OUTPUT,
     IMAGE_INPUT,
@@ -160,7 +158,7 @@ def policy_metadata(
         ),
         MetaKey.CONTROL_RATE_HZ: repr(CONTROL_RATE_HZ),
         MetaKey.STEP_ELAPSED_PERIODS: repr(STEP_ELAPSED_PERIODS),
-        **elapsed_metadata(policy),
+        **elapsed_metadata(policy, CONTROL_RATE_HZ),
         MetaKey.CURVATURE_UNITS: CURVATURE_UNITS,
         MetaKey.WIRING_DIGEST: wiring.digest() if wiring is not None else "none",
         MetaKey.TRAIN_CONFIG_DIGEST: config_digest(train_config),
@@ -174,24 +172,6 @@ def policy_metadata(
         MetaKey.TRAIN_CONFIG: json.dumps(train_config, sort_keys=True, default=str),
         MetaKey.PRECISION: "fp32",
         MetaKey.EXPORTER: f"liquid-drive {__version__}, torch {torch.__version__}, opset {OPSET}",
-    }
-
-
-def elapsed_metadata(policy: DrivingPolicy) -> dict[str, str]:
-    """The contract's elapsed-time keys: the input's name and unit, or "none" and why."""
-    if takes_elapsed(policy):
-        return {
-            MetaKey.ELAPSED_INPUT: ELAPSED_INPUT,
-            MetaKey.ELAPSED_UNITS: ELAPSED_UNITS,
-            MetaKey.ELAPSED_NOTE: (
-                f"continuous-time head: integrates over {ELAPSED_INPUT} (1, 1) float32, seconds since the "
-                f"previous frame, divided by the control period {1.0 / CONTROL_RATE_HZ!r} s in the graph"
-            ),
-        }
-    return {
-        MetaKey.ELAPSED_INPUT: "none",
-        MetaKey.ELAPSED_UNITS: ELAPSED_UNITS,
-        MetaKey.ELAPSED_NOTE: "discrete-time head: no elapsed input, every call is one control period",
     }
 
 
@@ -290,24 +270,15 @@ def export_policy(
         f"liquid-drive {module.config.name}: one control step, image + state -> curvature (1/m) + next_state"
     )
 
-    timed = _timed_inputs(module)
-    io_names = [IMAGE_INPUT, STATE_INPUT, *timed], [CURVATURE_OUTPUT, STATE_OUTPUT]
-    graph = OneStepGraph(module, 1.0 / CONTROL_RATE_HZ)
-    full = to_onnx(graph, (image, state, *_elapsed_example(timed)), *io_names, optimize=optimize)
+    args, names = with_elapsed(module, (image, state), [IMAGE_INPUT, STATE_INPUT])
+    full = to_onnx(OneStepGraph(module), args, names, [CURVATURE_OUTPUT, STATE_OUTPUT], optimize=optimize)
     full = with_metadata(full, metadata, doc)
     reference = torch_rollout(module, frames)
     parity = compare_rollouts(reference, onnx_rollout(full_step(full), frames, n), source, module.state_size)
     _check_parity(parity, f"export of {module.config.name} to {out}", tolerance_1pm)
-    if timed:  # and with irregular frame times: the elapsed input must do what PyTorch does with them
-        elapsed = irregular_elapsed_s(len(frames))
-        irregular = compare_rollouts(
-            torch_rollout(module, frames, elapsed),
-            onnx_rollout(full_step(full), frames, n, elapsed),
-            source,
-            module.state_size,
-        )
+    if ELAPSED_INPUT in names:  # irregular frame times too: the elapsed input must act as in PyTorch
         _check_parity(
-            irregular, f"export of {module.config.name} (irregular elapsed) to {out}", tolerance_1pm
+            irregular_parity(module, full, frames, source), f"export to {out}, irregular Δt", tolerance_1pm
         )
     metadata.update(_parity_keys(parity, tolerance_1pm))
     to_write = {"full": (out, with_metadata(full, metadata, doc))}
@@ -396,10 +367,8 @@ def _split_graphs(
     with torch.no_grad():
         features = module.features(image)
     vision = to_onnx(VisionGraph(module), (image,), [IMAGE_INPUT], [FEATURES_OUTPUT], optimize=optimize)
-    timed = _timed_inputs(module)
-    head_names = [FEATURES_INPUT, STATE_INPUT, *timed], [CURVATURE_OUTPUT, STATE_OUTPUT]
-    head_graph = PolicyGraph(module, 1.0 / CONTROL_RATE_HZ)
-    head = to_onnx(head_graph, (features, state, *_elapsed_example(timed)), *head_names, optimize=optimize)
+    args, names = with_elapsed(module, (features, state), [FEATURES_INPUT, STATE_INPUT])
+    head = to_onnx(PolicyGraph(module), args, names, [CURVATURE_OUTPUT, STATE_OUTPUT], optimize=optimize)
     chained = onnx_rollout(split_step(vision, head), check.frames, graph_state_size(module))
     parity = compare_rollouts(check.reference, chained, check.source, module.state_size)
     _check_parity(parity, f"split export of {module.config.name} to {vision_path}", check.tolerance_1pm)
@@ -414,16 +383,6 @@ def _split_graphs(
         "vision": (vision_path, with_metadata(vision, vision_meta, f"{doc} (vision half)")),
         "policy": (policy_path, with_metadata(head, policy_meta, f"{doc} (policy half)")),
     }
-
-
-def _timed_inputs(policy: DrivingPolicy) -> list[str]:
-    """[ELAPSED_INPUT] for a continuous-time head's graphs, [] otherwise."""
-    return [ELAPSED_INPUT] if takes_elapsed(policy) else []
-
-
-def _elapsed_example(timed: list[str]) -> tuple[torch.Tensor, ...]:
-    """The example elapsed input to trace with (one period), when the graph has one."""
-    return (torch.full((1, 1), 1.0 / CONTROL_RATE_HZ),) if timed else ()
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, **options: Any) -> ExportResult:
