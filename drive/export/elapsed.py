@@ -56,13 +56,17 @@ def with_elapsed(
 
 def irregular_parity(
     policy: DrivingPolicy, full: onnx.ModelProto, frames: np.ndarray, source: str
-) -> ParityResult:
+) -> list[ParityResult]:
     """PyTorch vs the full graph over `frames` at irregular elapsed times (`irregular_elapsed_s`: 0.5 to 3
-    periods), each side carrying its own state."""
+    periods), each side carrying its own state; [] for a graph without the elapsed input."""
+    if not takes_elapsed(policy):
+        return []
     elapsed = irregular_elapsed_s(len(frames))
-    return compare_rollouts(
-        torch_rollout(policy, frames, elapsed),
-        onnx_rollout(full_step(full), frames, graph_state_size(policy), elapsed),
-        source,
-        policy.state_size,
-    )
+    return [
+        compare_rollouts(
+            torch_rollout(policy, frames, elapsed),
+            onnx_rollout(full_step(full), frames, graph_state_size(policy), elapsed),
+            f"{source}, irregular elapsed times of 0.5 to 3 periods",
+            policy.state_size,
+        )
+    ]

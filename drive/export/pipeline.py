@@ -62,7 +62,6 @@ from drive.export.parity import (
 from drive.onboard.contract import (
     CURVATURE_OUTPUT,
     CURVATURE_UNITS,
-    ELAPSED_INPUT,
     FEATURES_INPUT,
     FEATURES_OUTPUT,
     IMAGE_INPUT,
@@ -275,11 +274,8 @@ def export_policy(
     full = with_metadata(full, metadata, doc)
     reference = torch_rollout(module, frames)
     parity = compare_rollouts(reference, onnx_rollout(full_step(full), frames, n), source, module.state_size)
-    _check_parity(parity, f"export of {module.config.name} to {out}", tolerance_1pm)
-    if ELAPSED_INPUT in names:  # irregular frame times too: the elapsed input must act as in PyTorch
-        _check_parity(
-            irregular_parity(module, full, frames, source), f"export to {out}, irregular Δt", tolerance_1pm
-        )
+    for result in [parity, *irregular_parity(module, full, frames, source)]:  # the 2nd: elapsed input only
+        _check_parity(result, f"export of {module.config.name} to {out}", tolerance_1pm)
     metadata.update(_parity_keys(parity, tolerance_1pm))
     to_write = {"full": (out, with_metadata(full, metadata, doc))}
 
