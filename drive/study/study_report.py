@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from drive.study.deploy_table import deploy_section, deploy_tables
 from drive.study.executor import Outcome, format_duration
 from drive.study.jobs import eval_dir, job_wall_s, train_dir
 from drive.study.stats import CONFIDENCE, Interval
@@ -38,6 +39,7 @@ def write_study_report(
     out = Path(config.out)
     rows = episode_rows(config)
     agg, diffs, seeds = aggregate(config, rows), differences(config, rows), seed_table(config)
+    deploy = deploy_tables(config, rows)
     write_episode_tables(rows, out)
     figures = write_study_plots(config, agg, out / "plots")
     compute_s = {k: job_wall_s(_job_dir(config, k)) for k in (j.key for j in plan_jobs(config))}
@@ -47,6 +49,7 @@ def write_study_report(
         "aggregate": intervals_to_json(agg),
         "differences_interventions_per_km": intervals_to_json(diffs),
         "training": intervals_to_json(seeds),
+        **({"deploy_interventions_per_km": intervals_to_json(deploy)} if deploy else {}),
         "failures": dict(outcome.failures) if outcome else {},
         "blocked": dict(outcome.blocked) if outcome else {},
         "compute_s": {
@@ -58,7 +61,9 @@ def write_study_report(
         "figures": [str(f.relative_to(out)) for f in figures],
     }
     (out / "study.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
-    (out / "report.md").write_text(render_markdown(config, agg, diffs, seeds, summary))
+    (out / "report.md").write_text(
+        render_markdown(config, agg, diffs, seeds, summary, deploy_section(config, deploy))
+    )
     return summary
 
 
@@ -68,6 +73,7 @@ def render_markdown(
     diffs: dict[str, Any],
     seeds: dict[str, Any],
     summary: dict[str, Any],
+    deploy_lines: list[str] | None = None,
 ) -> str:
     """report.md: set-up, training seeds, per protocol the tables with intervals and the reading."""
     ev = config.eval
@@ -94,6 +100,7 @@ def render_markdown(
     lines += _training_section(config, seeds)
     for protocol in config.protocols:
         lines += _protocol_section(config, protocol.name, protocol.kind, protocol.track, agg, diffs)
+    lines += deploy_lines or []
     lines += [
         "## Files",
         "",
