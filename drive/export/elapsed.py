@@ -12,9 +12,8 @@ import numpy as np
 import onnx
 import torch
 
-from drive.export.graphs import graph_state_size, takes_elapsed
+from drive.export.graphs import CONTROL_PERIOD_S, graph_state_size, takes_elapsed
 from drive.export.parity import (
-    CONTROL_PERIOD_S,
     ParityResult,
     compare_rollouts,
     full_step,

@@ -8,9 +8,8 @@ import onnx
 import pytest
 import torch
 
-from drive.export.graphs import OneStepGraph, to_onnx
+from drive.export.graphs import CONTROL_PERIOD_S, OneStepGraph, to_onnx
 from drive.export.parity import (
-    CONTROL_PERIOD_S,
     full_step,
     onnx_rollout,
     synthetic_frames,
