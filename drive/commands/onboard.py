@@ -117,7 +117,7 @@ def run_camera(args: argparse.Namespace) -> int:
             args.camera, contract.input_height, contract.input_width, realtime=not args.no_realtime
         )
         output = open_output(args.output, args.can_interface)
-    except ValueError as exc:
+    except (ValueError, ImportError) as exc:  # a bad --camera/--output, or python-can missing for can:
         print(f"drive onboard: error: {exc}", file=sys.stderr)
         return 2
     deadline_s = contract.control_period_s if args.deadline_ms is None else args.deadline_ms / 1e3

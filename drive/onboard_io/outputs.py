@@ -62,6 +62,10 @@ class CanOutput:
     Args:
         channel: the bus channel (e.g. `can0`, `vcan0`; any name with the `virtual` interface).
         interface: python-can interface (`socketcan` on Linux, `virtual` for tests, ...).
+
+    Raises:
+        ImportError: python-can is not installed (names the extra).
+        ValueError: the bus cannot be opened (one line naming the channel).
     """
 
     def __init__(self, channel: str, interface: str = "socketcan") -> None:
@@ -70,7 +74,11 @@ class CanOutput:
         except ImportError:
             raise ImportError("CAN output needs python-can: pip install -e '.[car]'") from None
         self._can: Any = can
-        self.bus = can.Bus(interface=interface, channel=channel)
+        try:
+            self.bus = can.Bus(interface=interface, channel=channel)
+        except (can.CanError, OSError, ValueError) as exc:  # no such device, interface, permission
+            message = f"--output can:{channel}: python-can cannot open it ({interface}): {exc}"
+            raise ValueError(message) from None
 
     def send(self, payload: bytes) -> None:
         self.bus.send(self._can.Message(arbitration_id=CAN_ID, data=payload, is_extended_id=False))

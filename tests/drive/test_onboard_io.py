@@ -5,6 +5,7 @@ watchdog's messages when a step overruns its deadline."""
 from __future__ import annotations
 
 import socket
+import sys
 import time
 
 import cv2
@@ -150,3 +151,15 @@ def test_cli_plays_a_video_to_stdout_and_rejects_bad_outputs(model, video, capsy
         drive_main(["onboard", "--model", str(model), "--camera", str(video), "--output", "udp:nohost"]) == 2
     )
     assert "udp:HOST:PORT" in capsys.readouterr().err
+
+
+def test_cli_says_in_one_line_when_can_is_missing_or_cannot_open(model, video, capsys, monkeypatch):
+    pytest.importorskip("can", reason="python-can: pip install -e '.[car]'")
+    base = ["onboard", "--model", str(model), "--camera", str(video), "--no-realtime"]
+    assert drive_main([*base, "--output", "can:i17nosuch0"]) == 2  # no such socketcan device here
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "can:i17nosuch0" in err[0] and "cannot open" in err[0]
+    monkeypatch.setitem(sys.modules, "can", None)  # as if python-can were not installed
+    assert drive_main([*base, "--output", "can:vcan0", "--can-interface", "virtual"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install -e '.[car]'" in err[0]
