@@ -3,6 +3,7 @@ says, deterministic for a seed and the same for every policy; the policy is told
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -160,3 +161,24 @@ def test_eval_plan_sweeps_deployment_settings_like_noise():
     specs = plan_episodes(config, ["expert"])
     assert [s.deploy for s in specs] == ["none", "drop=0.1"]
     assert specs[0].episode_id != specs[1].episode_id
+
+
+def test_drive_eval_perturb_sweeps_the_product_of_the_axes(tmp_path, capsys):
+    from drive.cli import main
+
+    out = tmp_path / "report"
+    args = ["eval", "--policy", "expert", "--noise", "0", "--seeds", "3", "--max-steps", "40"]
+    args += ["--track", "oval", "--perturb", "drop:0,0.3", "--perturb", "elapsed:true,period"]
+    assert main([*args, "--out", str(out), "--quiet", "--set", "laps=1"]) == 0
+    settings = ["none", "elapsed=period", "drop=0.3", "drop=0.3,elapsed=period"]
+    assert "interventions/km  none:" in capsys.readouterr().out
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["config"]["deploy"] == settings
+    assert [e["deploy"] for e in data["episodes"]] == settings
+    offset = {e["deploy"]: e["metrics"]["mean_abs_offset_m"] for e in data["episodes"]}
+    # The expert ignores the elapsed time: told or stepped one period it drives the same; lost frames differ.
+    assert offset["none"] == offset["elapsed=period"]
+    assert offset["drop=0.3"] == offset["drop=0.3,elapsed=period"]
+    assert offset["drop=0.3"] != offset["none"]
+    assert main(["eval", "--policy", "expert", "--perturb", "drop:2", "--out", str(tmp_path / "x")]) == 2
+    assert "drop must be in [0, 1)" in capsys.readouterr().err
