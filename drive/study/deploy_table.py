@@ -112,5 +112,29 @@ def deploy_section(config: StudyConfig, tables: dict[str, Any]) -> list[str]:
                     by_told[told].format(2) + (" *" if by_told[told].resolved else "") for told, _ in pairs
                 ]
                 lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+            lines += ["", elapsed_reading(t["elapsed_effect"], pairs)]
         lines.append("")
     return lines
+
+
+def elapsed_reading(effect: dict[str, dict[str, Interval]], pairs: list[tuple[str, str]]) -> str:
+    """One sentence on the told − stepped effects: which are resolved at 95 %, in which direction."""
+    resolved, open_ = [], []
+    for policy, by_told in effect.items():
+        for told, _ in pairs:
+            interval = by_told[told]
+            if interval.resolved:
+                direction = "fewer" if interval.high < 0 else "more"
+                resolved.append(f"{policy} at `{told}` ({direction} interventions when told)")
+            elif not np.isnan(interval.mean):
+                open_.append(f"{policy} at `{told}`")
+    parts = []
+    if resolved:
+        parts.append("Resolved at 95 %: " + "; ".join(resolved) + ".")
+    if open_:
+        parts.append(
+            "Not resolved (the interval includes 0, the sign is not known with these seeds): "
+            + ", ".join(open_)
+            + "."
+        )
+    return "Reading: " + (" ".join(parts) if parts else "no paired effect could be computed.")

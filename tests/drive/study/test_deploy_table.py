@@ -56,6 +56,11 @@ def test_levels_and_the_paired_elapsed_effect():
     assert tables["elapsed_effect"]["lstm"][TOLD].mean == pytest.approx(0.0)
     text = "\n".join(deploy_section(_config(), {"p": tables}))
     assert f"`{PERIOD}`" in text and "-1.00 [-1.00, -1.00] *" in text
+    assert f"Resolved at 95 %: ncp-ltc at `{TOLD}` (fewer interventions when told)." in text
+    assert (
+        f"Not resolved (the interval includes 0, the sign is not known with these seeds): lstm at `{TOLD}`."
+        in text
+    )
 
 
 def test_the_noise_tables_read_the_fault_free_setting_only():
