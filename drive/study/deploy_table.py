@@ -119,16 +119,20 @@ def deploy_section(config: StudyConfig, tables: dict[str, Any]) -> list[str]:
 
 def elapsed_reading(effect: dict[str, dict[str, Interval]], pairs: list[tuple[str, str]]) -> str:
     """One sentence on the told − stepped effects: which are resolved at 95 %, in which direction."""
-    resolved, open_ = [], []
+    resolved, open_, same = [], [], []
     for policy, by_told in effect.items():
         for told, _ in pairs:
             interval = by_told[told]
             if interval.resolved:
                 direction = "fewer" if interval.high < 0 else "more"
                 resolved.append(f"{policy} at `{told}` ({direction} interventions when told)")
+            elif interval.low == interval.high == 0.0:
+                same.append(f"{policy} at `{told}`")
             elif not np.isnan(interval.mean):
                 open_.append(f"{policy} at `{told}`")
     parts = []
+    if same:
+        parts.append("No difference on any training seed: " + ", ".join(same) + ".")
     if resolved:
         parts.append("Resolved at 95 %: " + "; ".join(resolved) + ".")
     if open_:

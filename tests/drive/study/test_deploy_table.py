@@ -56,10 +56,9 @@ def test_levels_and_the_paired_elapsed_effect():
     assert tables["elapsed_effect"]["lstm"][TOLD].mean == pytest.approx(0.0)
     text = "\n".join(deploy_section(_config(), {"p": tables}))
     assert f"`{PERIOD}`" in text and "-1.00 [-1.00, -1.00] *" in text
-    assert f"Resolved at 95 %: ncp-ltc at `{TOLD}` (fewer interventions when told)." in text
     assert (
-        f"Not resolved (the interval includes 0, the sign is not known with these seeds): lstm at `{TOLD}`."
-        in text
+        f"No difference on any training seed: lstm at `{TOLD}`. Resolved at 95 %: ncp-ltc at `{TOLD}` "
+        "(fewer interventions when told)." in text
     )
 
 
@@ -67,3 +66,14 @@ def test_the_noise_tables_read_the_fault_free_setting_only():
     values = seed_values(_rows(), "p", "ncp-ltc", 0.0, "interventions_per_km")
     assert values == {0: pytest.approx(2.0), 1: pytest.approx(3.0), 2: pytest.approx(4.0)}
     assert deploy_tables(StudyConfig(protocols=[ProtocolConfig(name="p", record=RecordConfig())]), []) == {}
+
+
+def test_the_reading_names_unresolved_effects():
+    from drive.study.deploy_table import elapsed_reading
+    from drive.study.stats import Interval
+
+    effect = {"ncp-cfc": {TOLD: Interval(-0.7, -2.0, 0.5, 3)}, "cnn": {TOLD: Interval(0.3, 0.1, 0.6, 3)}}
+    assert elapsed_reading(effect, [(TOLD, PERIOD)]) == (
+        f"Reading: Resolved at 95 %: cnn at `{TOLD}` (more interventions when told). Not resolved (the "
+        f"interval includes 0, the sign is not known with these seeds): ncp-cfc at `{TOLD}`."
+    )
