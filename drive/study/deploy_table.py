@@ -55,8 +55,9 @@ def per_seed(
 def deploy_tables(
     config: StudyConfig, rows: list[dict[str, Any]], metric: str = "interventions_per_km"
 ) -> dict[str, Any]:
-    """{protocol: {"levels": {policy: {deploy: Interval}}, "elapsed_effect": {policy: {told: Interval}}}}
-    ({} for a study with a single setting). The effect is told − period, paired by training seed."""
+    """{protocol: {"levels": {policy: {deploy: Interval}}, "elapsed_effect": {policy: {told: Interval}},
+    "elapsed_seed_effect": {policy: {told: {training seed: told − period}}}}} ({} for a study with a single
+    setting). The effect is told − period, paired by training seed."""
     levels = deploy_levels(config)
     if len(levels) < 2:
         return {}
@@ -65,14 +66,17 @@ def deploy_tables(
         name = protocol.name
         table: dict[str, dict[str, Interval]] = {}
         effect: dict[str, dict[str, Interval]] = {}
+        seed_effect: dict[str, dict[str, dict[int, float]]] = {}
         for policy in config.train.policies:
             values = {d: per_seed(rows, name, policy, d, metric) for d in levels}
             table[policy] = {d: mean_interval(list(v.values())) for d, v in values.items()}
-            effect[policy] = {}
+            effect[policy], seed_effect[policy] = {}, {}
             for told, period in elapsed_pairs(levels):
                 seeds = sorted(set(values[told]) & set(values[period]))
-                effect[policy][told] = mean_interval([values[told][s] - values[period][s] for s in seeds])
-        out[name] = {"levels": table, "elapsed_effect": effect}
+                diffs = {s: values[told][s] - values[period][s] for s in seeds}
+                effect[policy][told] = mean_interval(list(diffs.values()))
+                seed_effect[policy][told] = diffs
+        out[name] = {"levels": table, "elapsed_effect": effect, "elapsed_seed_effect": seed_effect}
     return out
 
 
@@ -102,14 +106,22 @@ def deploy_section(config: StudyConfig, tables: dict[str, Any]) -> list[str]:
             lines += [
                 "",
                 "Effect of telling the policy the elapsed time (told − stepped one period, paired by "
-                "training seed; negative: fewer interventions when told; * : the interval excludes 0):",
+                "training seed; negative: fewer interventions when told; * : the interval excludes 0; in "
+                "brackets each training seed's difference: a tie in counts shows as ±0.000x, the per-km "
+                "figures dividing by slightly different distances):",
                 "",
                 "| policy | " + " | ".join(f"`{told}`" for told, _ in pairs) + " |",
                 "|---" * (len(pairs) + 1) + "|",
             ]
             for policy, by_told in t["elapsed_effect"].items():
+                per_seed_diff = t["elapsed_seed_effect"][policy]
                 cells = [
-                    by_told[told].format(2) + (" *" if by_told[told].resolved else "") for told, _ in pairs
+                    by_told[told].format(2)
+                    + (" *" if by_told[told].resolved else "")
+                    + " ("
+                    + " / ".join(f"{d:+.4f}" for d in per_seed_diff[told].values())
+                    + ")"
+                    for told, _ in pairs
                 ]
                 lines.append(f"| {policy} | " + " | ".join(cells) + " |")
             lines += ["", elapsed_reading(t["elapsed_effect"], pairs)]

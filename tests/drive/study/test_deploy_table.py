@@ -55,7 +55,8 @@ def test_levels_and_the_paired_elapsed_effect():
     assert effect.resolved
     assert tables["elapsed_effect"]["lstm"][TOLD].mean == pytest.approx(0.0)
     text = "\n".join(deploy_section(_config(), {"p": tables}))
-    assert f"`{PERIOD}`" in text and "-1.00 [-1.00, -1.00] *" in text
+    assert f"`{PERIOD}`" in text and "-1.00 [-1.00, -1.00] * (-1.0000 / -1.0000 / -1.0000)" in text
+    assert tables["elapsed_seed_effect"]["lstm"][TOLD] == {0: 0.0, 1: 0.0, 2: 0.0}
     assert (
         f"No difference on any training seed: lstm at `{TOLD}`. Resolved at 95 %: ncp-ltc at `{TOLD}` "
         "(fewer interventions when told)." in text
