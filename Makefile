@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	$(BIN)/python -m pip install -q -e ".[import]"
+	$(BIN)/python -m pip install -q -e ".[car]"
 	$(BIN)/python -m pip install -q -e ".[carla]" || echo "note: no carla client wheel for this platform; carla tests will be skipped"
 	$(BIN)/python -m pip install -q -e ".[view,gym]"
 	touch $(STAMP)

@@ -114,7 +114,9 @@ class PolicyRunner:
         """Curvature (1/m) for the camera frame `obs.image` (H, W, 3) uint8.
 
         Also sets `hidden_state` (the policy's neuron activity, see `DrivingPolicy.inspect_step`) and,
-        with saliency on, `saliency` (78, 200) float32 in [0, 1].
+        with saliency on, `saliency` (78, 200) float32 in [0, 1]. `info["policy_elapsed_periods"]`, when
+        given (`drive.closed_loop.deployment_wrappers.DeploymentDriver`), is the time since the previous
+        frame in control periods, which continuous-time heads integrate over (default 1.0).
         """
         torch = self._torch
         if self._state is None:
@@ -130,8 +132,9 @@ class PolicyRunner:
         # gradient methods cannot use an inference tensor: a normal copy of the state the step starts from
         state = self._state.clone() if gradient else self._state
         with torch.inference_mode():
+            elapsed = float((info or {}).get("policy_elapsed_periods", 1.0))
             out = self.policy.inspect_step(
-                image, self._state, input_noise=noise, saliency=method == "visual_backprop"
+                image, self._state, elapsed, input_noise=noise, saliency=method == "visual_backprop"
             )
             self._state = out.state
             if out.saliency is not None:

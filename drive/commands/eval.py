@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from drive.commands._options import add_config_options, comma_list
 
@@ -74,13 +75,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--max-frames", type=int, default=None, help="with --open-loop: score the first N frames per episode"
     )
+    p.add_argument(
+        "--perturb",
+        action="append",
+        default=None,
+        metavar="KEY:V1,V2",
+        help="deployment faults swept like the noise, e.g. drop:0,0.1,0.2 burst:2 jitter:0.5 "
+        "elapsed:true,period latency:0,2 blur:1.5 exposure:0.2 (repeatable: the product of the axes)",
+    )
     p.add_argument("--out", required=True, help="output folder for the report")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_options(p)
     p.set_defaults(func=run)
 
 
-_CLOSED_LOOP_ONLY = ("conditions", "laps", "max_steps", "sim", "track", "workers", "record")
+_CLOSED_LOOP_ONLY = ("conditions", "laps", "max_steps", "sim", "track", "workers", "record", "perturb")
 """Flags that only a closed loop has (named in the error when given with --open-loop)."""
 
 
@@ -90,10 +99,16 @@ def run(args: argparse.Namespace) -> int:
     if args.data is not None or args.max_frames is not None:
         raise ValueError("--data and --max-frames need --open-loop (closed loop drives a simulator)")
     from common.strict_config import load_config
+    from drive.closed_loop.deployment import sweep_labels
     from drive.eval.evaluate import evaluate
     from drive.eval.plan import EvalConfig
     from drive.eval.report import ALL, format_stat, noise_key
 
+    try:
+        deploy = sweep_labels(args.perturb) if args.perturb else None
+    except ValueError as exc:
+        print(f"drive eval: error: {exc}", file=sys.stderr)
+        return 2
     flags = {
         "sim.backend": args.sim,
         "policies": args.policy,
@@ -108,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         "saliency": True if args.saliency or args.saliency_method else None,
         "saliency_methods": args.saliency_method,
         "record": True if args.record else None,
+        "deploy": deploy,
     }
     # JSON is valid YAML: paths and lists survive the `key=value` override parser unchanged.
     overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
@@ -119,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
             f"σ²={n:g}: {format_stat(by_condition[ALL][noise_key(n)]['interventions'])}" for n in config.noise
         ]
         print(f"  {label:<14} " + "   ".join(cells))
+    for label, by_deploy in result.get("deploy", {}).items():
+        cells = [f"{d}: {format_stat(stats['interventions_per_km'])}" for d, stats in by_deploy.items()]
+        print(f"  {label:<14} interventions/km  " + "   ".join(cells))
     print(f"report: {args.out}/report.md")
     return 0
 

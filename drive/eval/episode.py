@@ -188,10 +188,7 @@ def run_job(
         episode_sim = config.episode_sim(spec.condition)
         keep = config.video_frames if spec.video else 0
         driver = build_driver(config, spec, _saliency_window(config, spec, keep), keep)
-        context = {"policy": spec.label, "condition": spec.condition, "seed": spec.seed}
-        sim = episode_sim.build(
-            safety=config.safety, perturbations=config.episode_perturbations(spec), safety_context=context
-        )
+        sim = _episode_simulator(config, spec, driver)
         # Built with a safety driver (EvalConfig always has one), so `sim` is a wrapper chain; every
         # backend under it has a `track`, which the `Simulator` protocol does not declare.
         backend: Any = cast(SimulatorWrapper, sim).unwrapped
@@ -203,7 +200,12 @@ def run_job(
         record_to = out / "episodes" / spec.episode_id if config.record else None
         meta = episode_sim.meta(
             spec.seed,
-            extra={"driver": spec.label, "policy": spec.policy, "noise_variance": spec.noise_variance},
+            extra={
+                "driver": spec.label,
+                "policy": spec.policy,
+                "noise_variance": spec.noise_variance,
+                "deploy": spec.deploy,
+            },
         )
         progress = _StepReporter(on_steps)
         with sim:
@@ -257,6 +259,20 @@ def _neuron_types(driver: WindowedDriver, hidden: np.ndarray | None) -> list[str
     if wiring is None or hidden is None or hidden.shape[1] != wiring.units:
         return None
     return [str(wiring.neuron_type(i)) for i in range(wiring.units)]
+def _episode_simulator(config: EvalConfig, spec: EpisodeSpec, driver: WindowedDriver) -> Any:
+    """The episode's wrapped simulator (noise, perturbations, safety driver), and its deployment faults
+    (`spec.deploy`) on it and on `driver.driver`, which is replaced by its `DeploymentDriver`."""
+    from drive.closed_loop.deployment import DeploymentConfig
+    from drive.closed_loop.deployment_wrappers import deploy
+
+    context = {"policy": spec.label, "condition": spec.condition, "seed": spec.seed}
+    sim = config.episode_sim(spec.condition).build(
+        safety=config.safety, perturbations=config.episode_perturbations(spec), safety_context=context
+    )
+    sim, driver.driver = deploy(
+        sim, driver.driver, DeploymentConfig.parse(spec.deploy), config.control_period_s
+    )
+    return sim
 
 
 def _saliency_window(config: EvalConfig, spec: EpisodeSpec, keep_frames: int) -> int:

@@ -67,6 +67,9 @@ class EvalConfig:
         perturbations: further camera perturbations by name (`sim.perturbations.wrap`), outside the
             Gaussian noise, e.g. `[{"name": "blur", "sigma_px": 1.5}]`.
         safety: the safety driver's triggers and response.
+        deploy: deployment settings swept like the noise levels (`drive.closed_loop.deployment`), e.g.
+            `["none", "drop=0.2,burst=2,jitter=0.5", "drop=0.2,burst=2,jitter=0.5,elapsed=period"]`; each
+            episode runs under one of them (frame drops, timing jitter, latency, camera blur/exposure).
     """
 
     sim: SimSpec = field(default_factory=SimSpec)
@@ -89,11 +92,19 @@ class EvalConfig:
     record: bool = False
     perturbations: list[dict[str, Any]] = field(default_factory=list)
     safety: SafetyDriverConfig = field(default_factory=SafetyDriverConfig)
+    deploy: list[str] = field(default_factory=lambda: ["none"])
 
     def __post_init__(self) -> None:
         if not self.policies:
             raise ValueError("policies: give at least one checkpoint (or 'expert')")
-        for name in ("noise", "conditions", "seeds"):
+        from drive.closed_loop.deployment import DeploymentConfig
+
+        # Canonical labels: `drop=0.20` and `drop=0.2` are one setting; a bad key fails here, named.
+        try:
+            object.__setattr__(self, "deploy", [DeploymentConfig.parse(d).label for d in self.deploy])
+        except ValueError as exc:
+            raise ValueError(f"deploy: {exc}") from None
+        for name in ("noise", "conditions", "seeds", "deploy"):
             values = getattr(self, name)
             if not values:
                 raise ValueError(f"{name}: give at least one value")
@@ -199,6 +210,7 @@ class EpisodeSpec:
         noise_variance: σ² of the Gaussian image noise.
         seed: episode seed.
         video: write an overlay video of this episode.
+        deploy: the deployment setting's label (`drive.closed_loop.deployment`), "none" without faults.
     """
 
     index: int
@@ -208,11 +220,15 @@ class EpisodeSpec:
     noise_variance: float
     seed: int
     video: bool = False
+    deploy: str = "none"
 
     @property
     def episode_id(self) -> str:
-        """A file-system-safe name, e.g. `ncp-ltc_summer_noise0.1_seed2`."""
+        """A file-system-safe name, e.g. `ncp-ltc_summer_noise0.1_seed2` (plus `_drop=0.2` and so on
+        under a deployment setting)."""
         raw = f"{self.label}_{self.condition}_noise{self.noise_variance:g}_seed{self.seed}"
+        if self.deploy != "none":
+            raw += "_" + self.deploy.replace(",", "_")
         return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)
 
 
@@ -238,7 +254,7 @@ def plan_episodes(config: EvalConfig, labels: list[str]) -> list[EpisodeSpec]:
     """Every episode of the matrix, policy by policy, then condition, noise level, seed.
 
     Videos go to each policy's first `config.videos` episodes in (seed, condition, noise) order (none
-    to the expert).
+    to the expert), in the first deployment setting. Deployment settings vary slowest within a policy.
     """
     specs: list[EpisodeSpec] = []
     for policy, label in zip(config.policies, labels):
@@ -252,18 +268,20 @@ def plan_episodes(config: EvalConfig, labels: list[str]) -> list[EpisodeSpec]:
             key=lambda k: (config.seeds.index(k[0]), k[1], k[2]),
         )
         with_video = set(video_order[: config.videos]) if policy != EXPERT else set()
-        for ci, condition in enumerate(config.conditions):
-            for ni, noise in enumerate(config.noise):
-                for seed in config.seeds:
-                    specs.append(
-                        EpisodeSpec(
-                            index=len(specs),
-                            policy=policy,
-                            label=label,
-                            condition=condition,
-                            noise_variance=float(noise),
-                            seed=int(seed),
-                            video=(seed, ci, ni) in with_video,
+        for di, deploy in enumerate(config.deploy):
+            for ci, condition in enumerate(config.conditions):
+                for ni, noise in enumerate(config.noise):
+                    for seed in config.seeds:
+                        specs.append(
+                            EpisodeSpec(
+                                index=len(specs),
+                                policy=policy,
+                                label=label,
+                                condition=condition,
+                                noise_variance=float(noise),
+                                seed=int(seed),
+                                video=di == 0 and (seed, ci, ni) in with_video,
+                                deploy=deploy,
+                            )
                         )
-                    )
     return specs

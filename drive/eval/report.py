@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from drive.eval.attention_report import attention_figures, attention_sections
+from drive.eval.deploy_report import aggregate_deploy, deploy_section
 from drive.eval.episode import EpisodeOutcome
 from drive.eval.interpret import max_lipschitz, pca, saliency_ssim
 from drive.eval.plan import EvalConfig, eval_track
@@ -86,12 +87,16 @@ def analyse(config: EvalConfig, outcomes: list[EpisodeOutcome]) -> dict[str, Any
          "lipschitz": {label: {noise: per-neuron max over the episodes}}, "timing": {...}}
     """
     clean = {
-        (o.spec.label, o.spec.condition, o.spec.seed): o for o in outcomes if o.spec.noise_variance == 0.0
+        (o.spec.label, o.spec.condition, o.spec.seed, o.spec.deploy): o
+        for o in outcomes
+        if o.spec.noise_variance == 0.0
     }
     episodes = []
     for outcome in outcomes:
         spec = outcome.spec
-        figures = episode_analysis(config, outcome, clean.get((spec.label, spec.condition, spec.seed)))
+        figures = episode_analysis(
+            config, outcome, clean.get((spec.label, spec.condition, spec.seed, spec.deploy))
+        )
         episodes.append(
             {
                 "id": spec.episode_id,
@@ -100,6 +105,7 @@ def analyse(config: EvalConfig, outcomes: list[EpisodeOutcome]) -> dict[str, Any
                 "condition": spec.condition,
                 "noise_variance": spec.noise_variance,
                 "seed": spec.seed,
+                "deploy": spec.deploy,
                 "metrics": outcome.metrics,
                 **figures,
                 "interventions": outcome.interventions,
@@ -111,6 +117,7 @@ def analyse(config: EvalConfig, outcomes: list[EpisodeOutcome]) -> dict[str, Any
     return {
         "episodes": episodes,
         "aggregate": aggregate(config, episodes),
+        "deploy": aggregate_deploy(config, episodes, AGGREGATED),
         "lipschitz": _lipschitz_by_policy(config, episodes),
         "timing": {
             "episode_wall_s": wall_s,
@@ -121,7 +128,9 @@ def analyse(config: EvalConfig, outcomes: list[EpisodeOutcome]) -> dict[str, Any
 
 
 def aggregate(config: EvalConfig, episodes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean ± sd of `AGGREGATED` per policy, per condition (and pooled as "all"), per noise level."""
+    """Mean ± sd of `AGGREGATED` per policy, per condition (and pooled as "all"), per noise level, in
+    the first deployment setting (`aggregate_deploy` compares the settings)."""
+    episodes = [e for e in episodes if e.get("deploy", "none") == config.deploy[0]]
     table: dict[str, Any] = {}
     labels = list(dict.fromkeys(e["label"] for e in episodes))
     for label in labels:
@@ -176,6 +185,7 @@ def render_markdown(config: EvalConfig, analysis: dict[str, Any], figures: Seque
     agg = analysis["aggregate"]
     lines = _setup_lines(config, analysis, list(agg))
     lines += _metric_sections(config, agg)
+    lines += deploy_section(config, analysis.get("deploy", {}))
     lines += _analysis_sections(config, analysis)
     lines += attention_sections(config, analysis, figures)
     if figures:

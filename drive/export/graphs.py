@@ -1,8 +1,12 @@
 """The graphs an export traces: full step, and the vision / policy halves of a split export.
 
 Each is a thin `nn.Module` around the `DrivingPolicy`, so the traced graph is the policy's own `step`
-(batch 1, one control period of elapsed time per call). `to_onnx` traces one with the TorchScript
-exporter (opset 17, static shapes) and cleans the result up (`drive.export.optimize`).
+(batch 1). A continuous-time head (LTC, CfC: `head.continuous_time`) gets a third input, `elapsed_s`
+(1, 1) float32, the seconds since the previous frame, which the graph turns into control periods
+(elapsed_s / period_s: exactly 1.0 when it is one period, so that call equals the fixed-step graph bit
+for bit); a discrete-time head's graph keeps two inputs and steps one period per call. `to_onnx` traces
+one with the TorchScript exporter (opset 17, static shapes) and cleans the result up
+(`drive.export.optimize`).
 
 The stateless CNN has no state, but a zero-width ONNX tensor is awkward for runtimes (and some reject
 it), so its graphs carry a 1-wide dummy state that passes through unchanged.
@@ -23,23 +27,48 @@ from drive.export import optimize as graph_optimize
 from policies.driving_policy import DrivingPolicy
 
 OPSET = 17
+CONTROL_PERIOD_S = 0.05
+"""The exported graphs' control period, s (20 Hz): `elapsed_s` is divided by it."""
 STEP_ELAPSED_PERIODS = 1.0
 """Elapsed time per graph call, in control periods (the LTC's Δt; 1 = one 20 Hz step)."""
 
 
-class OneStepGraph(nn.Module):
-    """The full graph: (image (1, H, W, 3) uint8, state (1, N)) -> (curvature (1,), next_state (1, N))."""
+def takes_elapsed(policy: DrivingPolicy) -> bool:
+    """Whether `policy`'s graphs take the `elapsed_s` input: its head integrates over time."""
+    return bool(getattr(policy.head, "continuous_time", False))
 
-    def __init__(self, policy: DrivingPolicy) -> None:
+
+def _periods(elapsed_s: torch.Tensor | None, period_s: float) -> float | torch.Tensor:
+    """(1, 1) seconds -> (1,) control periods; one period when the graph has no elapsed input."""
+    if elapsed_s is None:
+        return STEP_ELAPSED_PERIODS
+    # A division (not a multiplication by the rate): float32(period) / float32(period) is exactly 1.
+    return elapsed_s[:, 0] / torch.tensor(period_s, dtype=torch.float32)
+
+
+class OneStepGraph(nn.Module):
+    """The full graph: (image (1, H, W, 3) uint8, state (1, N)[, elapsed_s (1, 1) float32 s]) ->
+    (curvature (1,), next_state (1, N)).
+
+    Args:
+        policy: the policy.
+        period_s: the control period, s; the graph's elapsed input is divided by it.
+    """
+
+    def __init__(self, policy: DrivingPolicy, period_s: float = CONTROL_PERIOD_S) -> None:
         super().__init__()
         self.policy = policy
         self.stateless = policy.state_size == 0
+        self.period_s = float(period_s)
 
-    def forward(self, image: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, image: torch.Tensor, state: torch.Tensor, elapsed_s: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        periods = _periods(elapsed_s, self.period_s)
         if self.stateless:  # the 1-wide dummy state passes through (module docstring)
-            curvature, _ = self.policy.step(image, state[:, :0], STEP_ELAPSED_PERIODS)
+            curvature, _ = self.policy.step(image, state[:, :0], periods)
             return curvature, state
-        return self.policy.step(image, state, STEP_ELAPSED_PERIODS)
+        return self.policy.step(image, state, periods)
 
 
 class VisionGraph(nn.Module):
@@ -54,16 +83,20 @@ class VisionGraph(nn.Module):
 
 
 class PolicyGraph(nn.Module):
-    """Split export, second half: (features (1, F), state (1, N)) -> (curvature (1,), next_state)."""
+    """Split export, second half: (features (1, F), state (1, N)[, elapsed_s (1, 1)]) -> (curvature (1,),
+    next_state); `elapsed_s` as in `OneStepGraph`."""
 
-    def __init__(self, policy: DrivingPolicy) -> None:
+    def __init__(self, policy: DrivingPolicy, period_s: float = CONTROL_PERIOD_S) -> None:
         super().__init__()
         self.policy = policy
         self.stateless = policy.state_size == 0
+        self.period_s = float(period_s)
 
-    def forward(self, features: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, features: torch.Tensor, state: torch.Tensor, elapsed_s: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         head_state = state[:, :0] if self.stateless else state
-        y, next_state = self.policy.head.step(features, head_state, STEP_ELAPSED_PERIODS)
+        y, next_state = self.policy.head.step(features, head_state, _periods(elapsed_s, self.period_s))
         curvature = y[:, 0] * self.policy.curvature_scale_1pm
         return curvature, (state if self.stateless else next_state)
 

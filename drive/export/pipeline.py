@@ -37,6 +37,7 @@ import onnx
 import torch
 
 from drive import __version__
+from drive.export.elapsed import elapsed_metadata, irregular_parity, with_elapsed
 from drive.export.graphs import (
     OPSET,
     STEP_ELAPSED_PERIODS,
@@ -156,6 +157,7 @@ def policy_metadata(
         ),
         MetaKey.CONTROL_RATE_HZ: repr(CONTROL_RATE_HZ),
         MetaKey.STEP_ELAPSED_PERIODS: repr(STEP_ELAPSED_PERIODS),
+        **elapsed_metadata(policy, CONTROL_RATE_HZ),
         MetaKey.CURVATURE_UNITS: CURVATURE_UNITS,
         MetaKey.WIRING_DIGEST: wiring.digest() if wiring is not None else "none",
         MetaKey.TRAIN_CONFIG_DIGEST: config_digest(train_config),
@@ -267,12 +269,13 @@ def export_policy(
         f"liquid-drive {module.config.name}: one control step, image + state -> curvature (1/m) + next_state"
     )
 
-    io_names = [IMAGE_INPUT, STATE_INPUT], [CURVATURE_OUTPUT, STATE_OUTPUT]
-    full = to_onnx(OneStepGraph(module), (image, state), *io_names, optimize=optimize)
+    args, names = with_elapsed(module, (image, state), [IMAGE_INPUT, STATE_INPUT])
+    full = to_onnx(OneStepGraph(module), args, names, [CURVATURE_OUTPUT, STATE_OUTPUT], optimize=optimize)
     full = with_metadata(full, metadata, doc)
     reference = torch_rollout(module, frames)
     parity = compare_rollouts(reference, onnx_rollout(full_step(full), frames, n), source, module.state_size)
-    _check_parity(parity, f"export of {module.config.name} to {out}", tolerance_1pm)
+    for result in [parity, *irregular_parity(module, full, frames, source)]:  # the 2nd: elapsed input only
+        _check_parity(result, f"export of {module.config.name} to {out}", tolerance_1pm)
     metadata.update(_parity_keys(parity, tolerance_1pm))
     to_write = {"full": (out, with_metadata(full, metadata, doc))}
 
@@ -360,8 +363,8 @@ def _split_graphs(
     with torch.no_grad():
         features = module.features(image)
     vision = to_onnx(VisionGraph(module), (image,), [IMAGE_INPUT], [FEATURES_OUTPUT], optimize=optimize)
-    head_names = [FEATURES_INPUT, STATE_INPUT], [CURVATURE_OUTPUT, STATE_OUTPUT]
-    head = to_onnx(PolicyGraph(module), (features, state), *head_names, optimize=optimize)
+    args, names = with_elapsed(module, (features, state), [FEATURES_INPUT, STATE_INPUT])
+    head = to_onnx(PolicyGraph(module), args, names, [CURVATURE_OUTPUT, STATE_OUTPUT], optimize=optimize)
     chained = onnx_rollout(split_step(vision, head), check.frames, graph_state_size(module))
     parity = compare_rollouts(check.reference, chained, check.source, module.state_size)
     _check_parity(parity, f"split export of {module.config.name} to {vision_path}", check.tolerance_1pm)

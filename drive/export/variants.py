@@ -35,7 +35,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
-from drive.onboard.contract import IMAGE_INPUT, STATE_INPUT
+from drive.onboard.contract import ELAPSED_INPUT, IMAGE_INPUT, STATE_INPUT
 
 PERCEPTION_SCOPE = "/perception/"
 """Part of the node names the TorchScript exporter gives the perception's ops (`/policy/perception/...`)."""
@@ -68,7 +68,12 @@ def to_int8_static(model: onnx.ModelProto, calibration_frames: np.ndarray) -> on
     # Zero state: the recurrent head is not quantised, so the state only has to be a valid input.
     state_input = next(i for i in model.graph.input if i.name == STATE_INPUT)
     zero_state = np.zeros((1, state_input.type.tensor_type.shape.dim[1].dim_value), np.float32)
-    feeds = [{IMAGE_INPUT: frame[None], STATE_INPUT: zero_state} for frame in calibration_frames]
+    timed = (
+        {ELAPSED_INPUT: np.full((1, 1), 0.05, np.float32)}
+        if ELAPSED_INPUT in {i.name for i in model.graph.input}
+        else {}
+    )  # one period: the recurrent head is not quantised, any valid value does
+    feeds = [{IMAGE_INPUT: frame[None], STATE_INPUT: zero_state, **timed} for frame in calibration_frames]
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         source.write_bytes(model.SerializeToString())

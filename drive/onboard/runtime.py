@@ -1,8 +1,12 @@
 """The onboard runtime: an exported ONNX policy driven frame by frame with onnxruntime alone.
 
     camera frame (H, W, 3) uint8 RGB ─► OnboardPolicy.act ─► curvature 1/m (left positive)
-                                           │  image, state ─► model.onnx ─► curvature, next_state
+                                           │  image, state[, elapsed_s] ─► model.onnx ─► curvature, next_state
                                            └── next_state kept for the next frame (reset() zeroes it)
+
+A continuous-time head (LTC, CfC) is exported with an `elapsed_s` input: `act` feeds it the seconds since
+the previous frame, measured on the monotonic clock unless the caller gives them (a camera timestamp), so
+a late or lost frame advances the state by the time that really passed.
 
 This module is the deployment side of `drive export`; the contract both sides speak (graph input and output
 names, `metadata_props` keys) is in `contract` beside it. It imports numpy and onnxruntime only (never torch,
@@ -16,6 +20,8 @@ file and the key named, never mid-drive.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -25,6 +31,7 @@ import onnxruntime as ort
 from .contract import (  # relative: the folder is copied to the board alone
     _STEP_OUTPUTS,
     CURVATURE_OUTPUT,
+    ELAPSED_INPUT,
     FEATURES_INPUT,
     FEATURES_OUTPUT,
     IMAGE_INPUT,
@@ -95,6 +102,24 @@ def _check_io(
                 )
 
 
+def _takes_elapsed(contract: ModelContract) -> bool:
+    """Whether the contract names `ELAPSED_INPUT` as the graph's elapsed-time input (in seconds)."""
+    name = contract.elapsed_input
+    if name is None:
+        return False
+    units = contract.metadata.get(MetaKey.ELAPSED_UNITS)
+    if name != ELAPSED_INPUT or units != "s":
+        raise ModelContractError(
+            f"model {contract.path}: metadata {MetaKey.ELAPSED_INPUT!r} = {name!r} in {units!r}, this "
+            f"runtime feeds {ELAPSED_INPUT!r} in 's'"
+        )
+    return True
+
+
+def _elapsed_io(timed: bool) -> dict[str, tuple[str, list[int]]]:
+    return {ELAPSED_INPUT: ("tensor(float)", [1, 1])} if timed else {}
+
+
 class OnboardPolicy:
     """Drives an exported policy one camera frame at a time; holds the recurrent state between frames.
 
@@ -133,13 +158,17 @@ class OnboardPolicy:
         height, width, n = contract.input_height, contract.input_width, contract.state_size
         image_io = {IMAGE_INPUT: ("tensor(uint8)", [1, height, width, 3])}
         state_out = {CURVATURE_OUTPUT: ("tensor(float)", [1]), STATE_OUTPUT: ("tensor(float)", [1, n])}
+        self.takes_elapsed = False
+        """Whether the graph integrates over the elapsed time (`ELAPSED_INPUT`); else one period a call."""
         if contract.graph == "full":
-            _check_io(session, path, {**image_io, STATE_INPUT: ("tensor(float)", [1, n])}, state_out)
+            self.takes_elapsed = _takes_elapsed(contract)
+            state_in = {STATE_INPUT: ("tensor(float)", [1, n]), **_elapsed_io(self.takes_elapsed)}
+            _check_io(session, path, {**image_io, **state_in}, state_out)
             self._session = session
         elif contract.graph == "vision":
-            self._vision, self._session = (
+            self._vision, self._session, self.takes_elapsed = (
                 session,
-                self._open_policy_graph(path, contract, intra_op_num_threads, providers, optimization_level),
+                *self._open_policy_graph(path, contract, intra_op_num_threads, providers, optimization_level),
             )
             features = self._session.get_inputs()
             width_f = next((a.shape[1] for a in features if a.name == FEATURES_INPUT), None)
@@ -156,6 +185,9 @@ class OnboardPolicy:
             )
         self._state: np.ndarray = np.zeros((1, n), np.float32)
         self._image_shape = (height, width, 3)
+        self._last_frame_s: float | None = None
+        self.last_elapsed_s: float | None = None
+        """The elapsed time the last `act` fed the graph, s (None before the first, or without the input)."""
 
     @staticmethod
     def _open_policy_graph(
@@ -164,7 +196,7 @@ class OnboardPolicy:
         threads: int,
         providers: list[str] | None,
         level: ort.GraphOptimizationLevel,
-    ) -> ort.InferenceSession:
+    ) -> tuple[ort.InferenceSession, bool]:
         name = contract.metadata.get(MetaKey.POLICY_GRAPH_FILE)
         if not name:
             raise ModelContractError(
@@ -188,13 +220,18 @@ class OnboardPolicy:
         n = policy.state_size
         features = {a.name: a for a in session.get_inputs()}.get(FEATURES_INPUT)
         width_f = features.shape[1] if features is not None else None
+        timed = _takes_elapsed(policy)
         _check_io(
             session,
             path,
-            {FEATURES_INPUT: ("tensor(float)", [1, width_f]), STATE_INPUT: ("tensor(float)", [1, n])},
+            {
+                FEATURES_INPUT: ("tensor(float)", [1, width_f]),
+                STATE_INPUT: ("tensor(float)", [1, n]),
+                **_elapsed_io(timed),
+            },
             {CURVATURE_OUTPUT: ("tensor(float)", [1]), STATE_OUTPUT: ("tensor(float)", [1, n])},
         )
-        return session
+        return session, timed
 
     @property
     def state(self) -> np.ndarray:
@@ -205,17 +242,29 @@ class OnboardPolicy:
     def reset(self) -> None:
         """Zero the recurrent state (the start of a drive, or after a takeover)."""
         self._state = np.zeros_like(self._state)
+        self._last_frame_s = None
+        self.last_elapsed_s = None
 
-    def act(self, image_rgb_u8: np.ndarray) -> float:
+    def act(self, image_rgb_u8: np.ndarray, elapsed_s: float | None = None) -> float:
         """One control step: a camera frame in, the curvature to drive out; the state moves on.
 
         Args:
             image_rgb_u8: (H, W, 3) uint8 RGB frame of the model's camera size (`contract.input_height`
                 x `contract.input_width`); crop, resize and standardisation happen inside the graph.
+            elapsed_s: seconds since the previous frame (e.g. from camera timestamps); None: measured on
+                the monotonic clock between `act` calls (one period on the first frame after `reset`).
+                Only a continuous-time graph (`takes_elapsed`) uses it; the others step one period.
 
         Returns:
             Road curvature, 1/m, left positive.
         """
+        now = time.monotonic()
+        if elapsed_s is None:
+            last = self._last_frame_s
+            elapsed_s = self.contract.control_period_s if last is None else now - last
+        elif not (isinstance(elapsed_s, (int, float)) and math.isfinite(elapsed_s) and elapsed_s > 0):
+            raise ValueError(f"OnboardPolicy.act: elapsed_s must be a finite number > 0 s, got {elapsed_s!r}")
+        self._last_frame_s = now
         if (
             not isinstance(image_rgb_u8, np.ndarray)
             or image_rgb_u8.dtype != np.uint8
@@ -231,14 +280,18 @@ class OnboardPolicy:
                 f"frames, got {got}"
             )
         image = np.ascontiguousarray(image_rgb_u8)[None]
+        timing: dict[str, np.ndarray] = {}
+        if self.takes_elapsed:
+            timing = {ELAPSED_INPUT: np.full((1, 1), elapsed_s, np.float32)}
+            self.last_elapsed_s = float(elapsed_s)
         if self._vision is None:
             curvature, state = self._session.run(
-                _STEP_OUTPUTS, {IMAGE_INPUT: image, STATE_INPUT: self._state}
+                _STEP_OUTPUTS, {IMAGE_INPUT: image, STATE_INPUT: self._state, **timing}
             )
         else:
             (features,) = self._vision.run([FEATURES_OUTPUT], {IMAGE_INPUT: image})
             curvature, state = self._session.run(
-                _STEP_OUTPUTS, {FEATURES_INPUT: features, STATE_INPUT: self._state}
+                _STEP_OUTPUTS, {FEATURES_INPUT: features, STATE_INPUT: self._state, **timing}
             )
         self._state = state
         return float(curvature[0])

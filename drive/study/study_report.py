@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from drive.study.attention_tables import attention_aggregate, attention_json, attention_section
+from drive.study.deploy_table import deploy_section, deploy_tables
 from drive.study.executor import Outcome, format_duration
 from drive.study.jobs import eval_dir, job_wall_s, train_dir
 from drive.study.stats import CONFIDENCE, Interval
@@ -39,6 +40,7 @@ def write_study_report(
     out = Path(config.out)
     rows = episode_rows(config)
     agg, diffs, seeds = aggregate(config, rows), differences(config, rows), seed_table(config)
+    deploy = deploy_tables(config, rows)
     write_episode_tables(rows, out)
     figures = write_study_plots(config, agg, out / "plots")
     attention = attention_aggregate(config)
@@ -49,6 +51,7 @@ def write_study_report(
         "aggregate": intervals_to_json(agg),
         "differences_interventions_per_km": intervals_to_json(diffs),
         "training": intervals_to_json(seeds),
+        **({"deploy_interventions_per_km": intervals_to_json(deploy)} if deploy else {}),
         "failures": dict(outcome.failures) if outcome else {},
         "blocked": dict(outcome.blocked) if outcome else {},
         "compute_s": {
@@ -61,8 +64,8 @@ def write_study_report(
         "attention": attention_json(attention),
     }
     (out / "study.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
-    attention_lines = attention_section(config, attention)
-    (out / "report.md").write_text(render_markdown(config, agg, diffs, seeds, summary, attention_lines))
+    sections = attention_section(config, attention) + deploy_section(config, deploy)
+    (out / "report.md").write_text(render_markdown(config, agg, diffs, seeds, summary, sections))
     return summary
 
 
@@ -72,10 +75,11 @@ def render_markdown(
     diffs: dict[str, Any],
     seeds: dict[str, Any],
     summary: dict[str, Any],
-    attention_lines: list[str] | None = None,
+    extra_sections: list[str] | None = None,
 ) -> str:
     """report.md: set-up, training seeds, per protocol the tables with intervals and the reading, then the
-    attention section (`drive.study.attention_tables.attention_section`) when given."""
+    `extra_sections` lines (attention: `drive.study.attention_tables`, deployment faults:
+    `drive.study.deploy_table`) when given."""
     ev = config.eval
     lines = [
         f"# Study: {config.name}",
@@ -100,7 +104,7 @@ def render_markdown(
     lines += _training_section(config, seeds)
     for protocol in config.protocols:
         lines += _protocol_section(config, protocol.name, protocol.kind, protocol.track, agg, diffs)
-    lines += attention_lines or []
+    lines += extra_sections or []
     lines += [
         "## Files",
         "",
