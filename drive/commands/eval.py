@@ -53,6 +53,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--videos", type=int, default=None, help="overlay videos per policy (0)")
     p.add_argument("--record", action="store_true", help="also write every episode as a recording")
+    p.add_argument(
+        "--engine",
+        default=None,
+        help="torch (default) or onnx[:fp32|int8|fp16]: drive the exported graph through the onboard runtime",
+    )
     p.add_argument("--out", required=True, help="output folder for the report")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_options(p)
@@ -78,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         "videos": args.videos,
         "saliency": True if args.saliency else None,
         "record": True if args.record else None,
+        "engine": args.engine,
     }
     # JSON is valid YAML: paths and lists survive the `key=value` override parser unchanged.
     overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]

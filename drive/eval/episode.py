@@ -112,11 +112,18 @@ class WindowedDriver:
 def build_driver(
     config: EvalConfig, spec: EpisodeSpec, saliency_frames: int, keep_frames: int
 ) -> WindowedDriver:
-    """The driver of `spec`: the expert, or the checkpoint's policy in a `PolicyRunner`."""
+    """The driver of `spec`: the expert, or the checkpoint's policy in a `PolicyRunner` (engine torch) or
+    its exported graph in an `OnnxRunner` (engine onnx)."""
     from drive.closed_loop.drivers import ExpertDriver, PolicyRunner
 
     if spec.policy == EXPERT:
         return WindowedDriver(ExpertDriver(None), 0, keep_frames)
+    from drive.eval.engine import engine_model, onnx_runner, parse_engine
+
+    engine = parse_engine(config.engine)
+    if engine.kind == "onnx":  # the parent exported it (`prepare_engine`): a cache hit here
+        onnx = onnx_runner(engine_model(spec.policy, engine.precision), spec.label, config.saliency)
+        return WindowedDriver(onnx, saliency_frames if onnx.saliency_method else 0, keep_frames)
     stat = Path(spec.policy).stat()
     key = (str(Path(spec.policy).resolve()), stat.st_mtime_ns, stat.st_size)  # a rewritten file reloads
     policy = _POLICIES.get(key)

@@ -90,8 +90,12 @@ def run_episodes(
     """
     from sim.registry import make_simulator  # noqa: F401  (fail here if the simulator cannot import)
 
+    from drive.eval.engine import parse_engine, prepare_engine
+
     if specs is None:
         specs = plan_episodes(config, resolve_labels(config))
+    # Export once here, before the workers start, so no two processes export the same checkpoint.
+    prepare_engine(parse_engine(config.engine), sorted({s.policy for s in specs}), quiet=not progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     track = eval_track(config)
@@ -117,6 +121,7 @@ def evaluate(config: EvalConfig, out_dir: str | Path, *, progress: bool = True) 
         The content of metrics.json.
     """
     from common.strict_config import save_config
+    from drive.eval.engine import describe_engine, parse_engine, prepare_engine
     from drive.eval.plots import write_plots
     from drive.eval.report import analyse, write_report
 
@@ -133,6 +138,8 @@ def evaluate(config: EvalConfig, out_dir: str | Path, *, progress: bool = True) 
     outcomes = run_episodes(config, out, progress=progress, specs=specs)
     analysis = analyse(config, outcomes)
     analysis["policies"] = policies
+    engine = parse_engine(config.engine)
+    analysis["engine"] = describe_engine(engine, prepare_engine(engine, config.policies, quiet=True))
     figures = write_plots(config, outcomes, analysis, out / "plots")
     return write_report(config, outcomes, analysis, out, figures=[str(f.relative_to(out)) for f in figures])
 

@@ -40,9 +40,11 @@ from drive import __version__
 from drive.export.graphs import (
     OPSET,
     STEP_ELAPSED_PERIODS,
+    DiagnosticsGraph,
     OneStepGraph,
     PolicyGraph,
     VisionGraph,
+    diagnostics_output_names,
     graph_state_size,
     to_onnx,
     with_metadata,
@@ -229,6 +231,7 @@ def export_policy(
     calibration_count: int = 256,
     tolerance_1pm: float = PARITY_TOLERANCE_1PM,
     optimize: bool = True,
+    diagnostics: bool = False,
 ) -> ExportResult:
     """Export `policy` to `out` (and its split / reduced-precision siblings), after the parity check.
 
@@ -247,6 +250,9 @@ def export_policy(
         calibration_count: frames the int8 variant's activation ranges are calibrated on.
         tolerance_1pm: the fp32 parity bound, 1/m.
         optimize: fold constants and fuse Pads into Convs at export (`drive.export.optimize`).
+        diagnostics: export `graphs.DiagnosticsGraph` instead: the same step with the neuron activity
+            and the channel means of the feature maps as extra outputs (named in the metadata's
+            `diagnostic_outputs`), for the evaluation's ONNX engine; not with `split`.
 
     Returns:
         The files written, the parity and the variants' accuracy costs.
@@ -257,6 +263,8 @@ def export_policy(
     out = Path(out)
     if out.suffix != ".onnx":
         raise ValueError(f"export: the output must be a .onnx file, got {out}")
+    if diagnostics and split:
+        raise ValueError("export: a diagnostics graph is a full graph; it cannot be split")
     module = copy.deepcopy(policy).cpu().eval()
     frames, source = parity_frames(module, parity_steps, frames_dir)
     n = graph_state_size(module)
@@ -267,8 +275,15 @@ def export_policy(
         f"liquid-drive {module.config.name}: one control step, image + state -> curvature (1/m) + next_state"
     )
 
-    io_names = [IMAGE_INPUT, STATE_INPUT], [CURVATURE_OUTPUT, STATE_OUTPUT]
-    full = to_onnx(OneStepGraph(module), (image, state), *io_names, optimize=optimize)
+    graph: torch.nn.Module = OneStepGraph(module)
+    extra_outputs: list[str] = []
+    if diagnostics:
+        graph = DiagnosticsGraph(module)
+        extra_outputs = diagnostics_output_names(graph, (image, state))
+        metadata[MetaKey.DIAGNOSTIC_OUTPUTS] = json.dumps(extra_outputs)
+        doc += "; diagnostics: " + ", ".join(extra_outputs)
+    io_names = [IMAGE_INPUT, STATE_INPUT], [CURVATURE_OUTPUT, STATE_OUTPUT, *extra_outputs]
+    full = to_onnx(graph, (image, state), *io_names, optimize=optimize)
     full = with_metadata(full, metadata, doc)
     reference = torch_rollout(module, frames)
     parity = compare_rollouts(reference, onnx_rollout(full_step(full), frames, n), source, module.state_size)
