@@ -151,12 +151,13 @@ def run_job(
         out_dir: the evaluation's output folder.
         on_steps: called with the number of new steps now and then (progress).
     """
-    import torch
-
     from drive.closed_loop.loop import EpisodeLimits, run_episode
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # identical numerics in a worker and in the serial path
+    # Torch only for the torch engine: a worker of the onnx engine starts without importing it.
+    torch = _torch_if_needed(config)
+    threads = torch.get_num_threads() if torch is not None else 1
+    if torch is not None:
+        torch.set_num_threads(1)  # identical numerics in a worker and in the serial path
     started = time.perf_counter()
     try:
         out = Path(out_dir)
@@ -209,7 +210,19 @@ def run_job(
             wall_s=time.perf_counter() - started,
         )
     finally:
-        torch.set_num_threads(threads)
+        if torch is not None:
+            torch.set_num_threads(threads)
+
+
+def _torch_if_needed(config: EvalConfig) -> Any:
+    """The torch module when `config`'s engine runs PyTorch (or it is already imported), else None."""
+    import sys
+
+    if config.engine == "torch" or "torch" in sys.modules:
+        import torch
+
+        return torch
+    return None
 
 
 def _saliency_window(config: EvalConfig, spec: EpisodeSpec, keep_frames: int) -> int:

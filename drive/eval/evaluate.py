@@ -152,7 +152,8 @@ def _run_pool(
     messages = mp.get_context("spawn").Queue()
     outcomes: list[EpisodeOutcome] = []
     # On Ctrl-C (or a failed episode) the pool stops the running episodes: recordings close as aborted.
-    with WorkerPool(min(config.workers, len(specs)), _init_worker, (messages,)) as pool:
+    init_args = (messages, config.engine == "torch")
+    with WorkerPool(min(config.workers, len(specs)), _init_worker, init_args) as pool:
         futures = {pool.submit(run_job, config, spec, out, _queue_sink(spec.index)): spec for spec in specs}
         pending = set(futures)
         while pending:
@@ -170,12 +171,14 @@ def _run_pool(
     return outcomes
 
 
-def _init_worker(messages: Any) -> None:
+def _init_worker(messages: Any, uses_torch: bool) -> None:
+    """A worker's start: the progress queue, and torch (torch engine only: ~1 s of start-up) on 1 thread."""
     global _QUEUE
-    import torch
-
     _QUEUE = messages
-    torch.set_num_threads(1)
+    if uses_torch:
+        import torch
+
+        torch.set_num_threads(1)
 
 
 class _QueueSink:
