@@ -21,6 +21,7 @@ _EXPORTS = {
     "grad_cam": "perception.saliency",
     "ssim": "perception.saliency",
     "visual_backprop": "perception.saliency",
+    "visual_backprop_from_means": "perception.saliency_numpy",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -8,7 +8,7 @@ The recurrent state lives in the `OnboardPolicy` this runner owns (the one objec
 `PolicyRunner` holds the torch policy's); `reset()` zeroes it. The graph is a diagnostics export
 (`drive export` with `diagnostics=True`, see `drive.eval.engine`), so neuron traces and saliency come from
 the graph that drove. Nothing here runs PyTorch: the runtime, numpy and cv2 (VisualBackProp's numpy
-form, `perception.saliency.visual_backprop_from_means`).
+form, `perception.saliency_numpy`).
 """
 
 from __future__ import annotations
@@ -112,10 +112,9 @@ class OnnxRunner:
         elif not self._stateless:
             self.hidden_state = self.policy.state[0]
         if self._saliency_method is not None:
-            from perception.saliency import visual_backprop_from_means
+            from perception.saliency_numpy import visual_backprop_from_means
 
             self.saliency = visual_backprop_from_means([outputs[n] for n in self._maps], self.input_size)
         else:
             self.saliency = None
         return curvature
-

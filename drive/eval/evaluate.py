@@ -88,9 +88,8 @@ def run_episodes(
         progress: show a tqdm bar over control steps.
         specs: run these instead of the whole plan.
     """
-    from sim.registry import make_simulator  # noqa: F401  (fail here if the simulator cannot import)
-
     from drive.eval.engine import parse_engine, prepare_engine
+    from sim.registry import make_simulator  # noqa: F401  (fail here if the simulator cannot import)
 
     if specs is None:
         specs = plan_episodes(config, resolve_labels(config))

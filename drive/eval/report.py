@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from drive.eval.engine import engine_lines
 from drive.eval.episode import EpisodeOutcome
 from drive.eval.interpret import max_lipschitz, pca, saliency_ssim
-from drive.eval.engine import engine_lines
 from drive.eval.plan import EvalConfig, eval_track
 
 ALL = "all"
@@ -233,7 +233,6 @@ def _setup_lines(config: EvalConfig, analysis: dict[str, Any], labels: list[str]
         "",
         *_policy_lines(analysis.get("policies"), labels, config),
     ]
-
 
 
 def _metric_sections(config: EvalConfig, agg: dict[str, Any]) -> list[str]:

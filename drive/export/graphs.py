@@ -46,7 +46,7 @@ ACTIVITY_OUTPUT = "activity"
 """Diagnostics graph output: (1, U) float32 neuron activity (`DrivingPolicy.inspect_step`'s `activity`)."""
 FEATURE_MAP_OUTPUT = "feature_map_{}"
 """Diagnostics graph outputs, shallow to deep: (1, h, w) float32 channel means of each convolution's post-ReLU
-map, what VisualBackProp needs (`perception.saliency.visual_backprop_from_means`)."""
+map, what VisualBackProp needs (`perception.saliency_numpy`)."""
 
 
 class DiagnosticsGraph(nn.Module):

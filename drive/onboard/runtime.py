@@ -275,7 +275,9 @@ class OnboardPolicy:
         image = np.ascontiguousarray(image_rgb_u8)[None]
         if self._diagnostics:
             names = [*_STEP_OUTPUTS, *self._diagnostics]
-            curvature, state, *extras = self._session.run(names, {IMAGE_INPUT: image, STATE_INPUT: self._state})
+            curvature, state, *extras = self._session.run(
+                names, {IMAGE_INPUT: image, STATE_INPUT: self._state}
+            )
             self.diagnostics = dict(zip(self._diagnostics, extras))
         elif self._vision is None:
             curvature, state = self._session.run(

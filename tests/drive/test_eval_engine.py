@@ -52,7 +52,10 @@ def test_onnx_engine_drives_like_the_torch_engine_on_the_same_seeds(checkpoint, 
         assert a.metrics["frames"] == b.metrics["frames"] == 151
         assert a.metrics["interventions"] == b.metrics["interventions"]
         assert [r["frame"] for r in a.interventions] == [r["frame"] for r in b.interventions]
-        curvature_torch, curvature_onnx = a.telemetry["policy_curvature_1pm"], b.telemetry["policy_curvature_1pm"]
+        curvature_torch, curvature_onnx = (
+            a.telemetry["policy_curvature_1pm"],
+            b.telemetry["policy_curvature_1pm"],
+        )
         assert np.abs(curvature_torch).max() > 1e-3  # the untrained policy does steer
         np.testing.assert_allclose(curvature_onnx, curvature_torch, rtol=0, atol=1e-4)
         np.testing.assert_allclose(b.hidden, a.hidden, rtol=0, atol=1e-4)  # the 19 neurons' traces
