@@ -274,6 +274,14 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument(
+        "--seeds-data",
+        default=None,
+        metavar="DIR",
+        help="also compare bf16 and fp32 validation ratios over seeds on these recordings (bench/train_seeds.py)",
+    )
+    parser.add_argument("--seeds", default="0,1,2", help="training seeds of the --seeds-data comparison")
+    parser.add_argument("--seeds-epochs", type=int, default=1, help="epochs per --seeds-data training")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -325,6 +333,11 @@ def main() -> None:
         f"{fastest_train:.0f} frames/s)"
     )
     print_before_after(compare, overlap)
+    if args.seeds_data:
+        from bench.train_seeds import compare_seeds, print_summary
+
+        seeds = [int(seed) for seed in args.seeds.split(",")]
+        print_summary(compare_seeds(Path(args.seeds_data), seeds, args.seeds_epochs, args.threads))
 
 
 if __name__ == "__main__":

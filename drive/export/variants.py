@@ -48,13 +48,17 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     return converted
 
 
-def to_int8_static(model: onnx.ModelProto, calibration_frames: np.ndarray) -> onnx.ModelProto:
+def to_int8_static(
+    model: onnx.ModelProto, calibration_frames: np.ndarray, first_conv: bool = False
+) -> onnx.ModelProto:
     """A copy of `model` with the perception's convolutions (all but the first) quantised to 8 bits.
 
     Args:
         model: an fp32 one-step graph (inputs image and state).
         calibration_frames: (n, H, W, 3) uint8 camera frames the activation ranges are taken from
             (min/max over the frames; see `drive.export.parity.calibration_frames`).
+        first_conv: quantise the first convolution too (off: see the module docstring and
+            `bench/onboard.py --int8-first-conv` for its measured cost).
 
     Returns:
         The QDQ graph (QuantizeLinear/DequantizeLinear around each quantised Conv; standard ONNX that
@@ -63,7 +67,7 @@ def to_int8_static(model: onnx.ModelProto, calibration_frames: np.ndarray) -> on
     convs = [
         node.name for node in model.graph.node if node.op_type == "Conv" and PERCEPTION_SCOPE in node.name
     ]
-    quantised = set(convs[1:])
+    quantised = set(convs if first_conv else convs[1:])
     excluded = [node.name for node in model.graph.node if node.name not in quantised]
     # Zero state: the recurrent head is not quantised, so the state only has to be a valid input.
     state_input = next(i for i in model.graph.input if i.name == STATE_INPUT)
