@@ -278,7 +278,7 @@ def main() -> None:
         "--seeds-data",
         default=None,
         metavar="DIR",
-        help="also compare bf16 and fp32 validation ratios over seeds on these recordings (bench/train_seeds.py)",
+        help="also compare bf16 and fp32 validation ratios over seeds on these recordings (train_seeds.py)",
     )
     parser.add_argument("--seeds", default="0,1,2", help="training seeds of the --seeds-data comparison")
     parser.add_argument("--seeds-epochs", type=int, default=1, help="epochs per --seeds-data training")

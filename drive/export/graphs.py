@@ -20,6 +20,7 @@ from torch import nn
 
 from drive import __version__
 from drive.export import optimize as graph_optimize
+from perception.feature_net import FeatureMapNet
 from policies.driving_policy import DrivingPolicy
 
 OPSET = 17
@@ -73,7 +74,7 @@ class DiagnosticsGraph(nn.Module):
 class _PerceptionWithMaps(nn.Module):
     """standardised input (1, 3, 78, 200) -> (features, last hidden layer, *post-ReLU maps)."""
 
-    def __init__(self, perception: nn.Module) -> None:
+    def __init__(self, perception: FeatureMapNet) -> None:
         super().__init__()
         self.net = perception
 
