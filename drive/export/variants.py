@@ -12,7 +12,13 @@ them unchanged; what they cost in accuracy is measured by the export against PyT
   trained NCP, 1 thread: 0.55 ms per step vs 1.18 ms fp32; dynamic quantisation (activation ranges
   found per call) took 0.94 ms. Kept float32, each for a measured reason:
   - the first convolution: its input is the standardised camera image, whose outliers set a wide
-    range; float there cut the accuracy cost from 3.0 % to 2.4 % of the curvature rms at equal speed;
+    range; float there cut the accuracy cost from 3.0 % to 2.4 % of the curvature rms at equal speed.
+    Re-measured (issue 19, `bench/onboard.py --int8-first-conv`, trained seed-0 checkpoints of each
+    model, 200 recorded frames, 1 thread on a loaded 2-core machine): quantising it too changed the
+    p50 by -0.004 / +0.006 / -0.023 / -0.15 ms (ncp-ltc / ncp-cfc / lstm / cnn, of 0.61 / 0.61 / 0.63
+    / 1.86 ms) and the accuracy cost from 2.2 / 1.4 / 0.49 / 0.29 % to 1.7 / 1.5 / 0.53 / 0.33 % of
+    the curvature rms: no speed worth having (3 input channels keep the int8 kernel from gaining) and
+    a cost that moves both ways, so it stays float (`first_conv=True` quantises it);
   - the per-channel dense layers (the 32 features): quantised they doubled the cost (6 %);
   - preprocessing and the recurrent head: a few hundred parameters that cost nothing to run, and an
     error fed back through the state would accumulate from frame to frame.

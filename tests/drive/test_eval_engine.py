@@ -115,3 +115,27 @@ def test_grad_cam_is_a_torch_engine_feature(checkpoint):
     assert runner.has_feature_maps
     with pytest.raises(ValueError, match="grad_cam.*torch-engine feature"):
         runner.saliency_method = "grad_cam"
+
+
+def test_the_runtime_checks_the_diagnostic_outputs_its_metadata_names(checkpoint, tmp_path):
+    import onnx
+
+    from drive.onboard.contract import MetaKey, ModelContractError
+    from drive.onboard.runtime import OnboardPolicy
+
+    model = onnx.load(str(engine_model(checkpoint, "fp32")))
+    names = json.loads(next(p.value for p in model.metadata_props if p.key == MetaKey.DIAGNOSTIC_OUTPUTS))
+    assert names == ["activity", *(f"feature_map_{k}" for k in range(5))]
+    policy = OnboardPolicy(engine_model(checkpoint, "fp32"))
+    policy.act(np.zeros((78, 200, 3), np.uint8))
+    assert policy.diagnostics["activity"].shape == (1, 19)
+    assert [policy.diagnostics[f"feature_map_{k}"].ndim for k in range(5)] == [3] * 5
+
+    for value, message in (('["activity", "feature_map_9"]', "feature_map_9"), ("activity", "JSON list")):
+        for prop in model.metadata_props:  # the metadata is outside the model digest: only the key changes
+            if prop.key == MetaKey.DIAGNOSTIC_OUTPUTS:
+                prop.value = value
+        path = tmp_path / "edited.onnx"
+        onnx.save(model, str(path))
+        with pytest.raises(ModelContractError, match=message):
+            OnboardPolicy(path)
