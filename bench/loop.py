@@ -32,8 +32,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
-
 from drive.closed_loop.drivers import ExpertDriver, PolicyRunner  # noqa: E402
 from drive.closed_loop.loop import EpisodeLimits, run_episode  # noqa: E402
 from drive.closed_loop.onnx_runner import OnnxRunner  # noqa: E402
@@ -163,6 +161,10 @@ def main() -> None:
         "--threads", type=int, default=1, help="torch threads in this process (1, like a worker)"
     )
     args = parser.parse_args()
+    # Imported here, not at the top: the pool's spawned workers import this module as their __main__,
+    # and a worker of the onnx engine must start as one of `drive eval` does, without torch.
+    import torch
+
     torch.set_num_threads(args.threads)
     print(
         f"closed loop, {args.policy}, {args.steps} steps x {args.rounds} rounds, track {args.track}, "
