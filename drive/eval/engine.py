@@ -79,13 +79,22 @@ def cache_root() -> Path:
     return Path(base) / "liquid-drive" / "engines"
 
 
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+"""(path, mtime ns, size) -> digest, per process: every episode looks its graph up, and a CNN checkpoint
+is 60 MB."""
+
+
 def checkpoint_digest(path: str | Path) -> str:
-    """sha256 (first 16 hex digits) of a checkpoint file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    """sha256 (first 16 hex digits) of a checkpoint file's bytes (hashed once per process and file)."""
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)  # a rewritten file is hashed again
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()[:16]
+    return _DIGESTS[key]
 
 
 def model_name(precision: str) -> str:
