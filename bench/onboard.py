@@ -165,9 +165,10 @@ def int8_with_first_conv(
         compare_rollouts,
         full_step,
         onnx_rollout,
+        parity_frames,
         torch_rollout,
     )
-    from drive.export.pipeline import _atomic_save, parity_frames
+    from drive.export.pipeline import _atomic_save
     from drive.export.variants import to_int8_static
 
     height, width = policy.config.camera_height, policy.config.camera_width
