@@ -102,6 +102,18 @@ def test_bad_engines_are_config_errors(overrides, message):
         load_config(EvalConfig, None, ["policies=[expert]", *overrides])
 
 
+def test_study_and_launch_files_take_the_engine_strictly():
+    from common.strict_config import from_dict
+    from drive.launch.runner import load_launch
+
+    assert from_dict(EvalConfig, {"policies": ["expert"], "engine": "onnx:int8"}, prefix="eval.").engine == (
+        "onnx:int8"
+    )
+    with pytest.raises(ConfigError, match=r"eval: engine: 'onnx:int3' is not one of"):
+        from_dict(EvalConfig, {"policies": ["expert"], "engine": "onnx:int3"}, prefix="eval.")
+    assert load_launch("launch/demo.yaml").eval["engine"] == "torch"
+
+
 def test_engine_names_parse_to_a_canonical_form():
     assert parse_engine("torch").name == "torch"
     assert parse_engine("onnx").name == "onnx:fp32"
