@@ -59,7 +59,11 @@ from drive.export.parity import (
     split_step,
     torch_rollout,
 )
-from drive.export.result import PARITY_TOLERANCE_1PM, ExportError, ExportResult
+
+# Re-exported: callers import the tolerance and the result types from the pipeline.
+from drive.export.result import PARITY_TOLERANCE_1PM as PARITY_TOLERANCE_1PM
+from drive.export.result import ExportError as ExportError
+from drive.export.result import ExportResult as ExportResult
 from drive.onboard.contract import (
     CURVATURE_OUTPUT,
     CURVATURE_UNITS,
