@@ -1,6 +1,6 @@
 """Does bf16 training learn as well as float32? Validation ratios of short trainings over seeds.
 
-    .venv/bin/python bench/train_seeds.py --data RECORDINGS [--seeds 0,1,2] [--epochs 3] [--threads 1]
+    .venv/bin/python bench/train_seeds.py --data RECORDINGS [--seeds 0,1,2] [--epochs 1] [--threads 1]
 
 For each seed, ncp-ltc is trained twice on the same recordings with `launch/train_default.yaml`: once in
 float32 (`amp_bf16: false`) and once with the perception under bfloat16 autocast (`amp_bf16: true`), the
@@ -124,7 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="recordings to train on (episodes folder)")
     parser.add_argument("--seeds", default="0,1,2", help="training seeds (at least 3 for the verdict)")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per training")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per training (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per training")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
