@@ -22,6 +22,7 @@ _EXPORTS = {
     "integrated_gradients": "perception.attribution",
     "ssim": "perception.saliency",
     "visual_backprop": "perception.saliency",
+    "visual_backprop_from_means": "perception.saliency_numpy",
 }
 
 __all__ = sorted(_EXPORTS)

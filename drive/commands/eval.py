@@ -83,13 +83,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="deployment faults swept like the noise, e.g. drop:0,0.1,0.2 burst:2 jitter:0.5 "
         "elapsed:true,period latency:0,2 blur:1.5 exposure:0.2 (repeatable: the product of the axes)",
     )
+    p.add_argument(
+        "--engine",
+        default=None,
+        help="torch (default) or onnx[:fp32|int8|fp16]: drive the exported graph through the onboard runtime",
+    )
     p.add_argument("--out", required=True, help="output folder for the report")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_options(p)
     p.set_defaults(func=run)
 
 
-_CLOSED_LOOP_ONLY = ("conditions", "laps", "max_steps", "sim", "track", "workers", "record", "perturb")
+_CLOSED_LOOP_ONLY = (
+    "conditions",
+    "laps",
+    "max_steps",
+    "sim",
+    "track",
+    "workers",
+    "record",
+    "perturb",
+    "engine",
+)
 """Flags that only a closed loop has (named in the error when given with --open-loop)."""
 
 
@@ -124,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         "saliency_methods": args.saliency_method,
         "record": True if args.record else None,
         "deploy": deploy,
+        "engine": args.engine,
     }
     # JSON is valid YAML: paths and lists survive the `key=value` override parser unchanged.
     overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]

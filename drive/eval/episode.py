@@ -137,11 +137,18 @@ class WindowedDriver:
 def build_driver(
     config: EvalConfig, spec: EpisodeSpec, saliency_frames: int, keep_frames: int
 ) -> WindowedDriver:
-    """The driver of `spec`: the expert, or the checkpoint's policy in a `PolicyRunner`."""
+    """The driver of `spec`: the expert, or the checkpoint's policy in a `PolicyRunner` (engine torch) or
+    its exported graph in an `OnnxRunner` (engine onnx)."""
     from drive.closed_loop.drivers import ExpertDriver, PolicyRunner
 
     if spec.policy == EXPERT:
         return WindowedDriver(ExpertDriver(None), 0, keep_frames)
+    from drive.eval.engine import engine_model, onnx_runner, parse_engine
+
+    engine = parse_engine(config.engine)
+    if engine.kind == "onnx":  # the parent exported it (`prepare_engine`): a cache hit here
+        onnx = onnx_runner(engine_model(spec.policy, engine.precision), spec.label, config.saliency)
+        return WindowedDriver(onnx, saliency_frames if onnx.saliency_method else 0, keep_frames)
     policy = cached_policy(spec.policy)
     method = config.saliency_methods[0] if config.saliency and policy.has_feature_maps else None
     runner = PolicyRunner(policy, saliency=method, name=spec.label)
@@ -176,12 +183,13 @@ def run_job(
         out_dir: the evaluation's output folder.
         on_steps: called with the number of new steps now and then (progress).
     """
-    import torch
-
     from drive.closed_loop.loop import EpisodeLimits, run_episode
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # identical numerics in a worker and in the serial path
+    # Torch only for the torch engine: a worker of the onnx engine starts without importing it.
+    torch = _torch_if_needed(config)
+    threads = torch.get_num_threads() if torch is not None else 1
+    if torch is not None:
+        torch.set_num_threads(1)  # identical numerics in a worker and in the serial path
     started = time.perf_counter()
     try:
         out = Path(out_dir)
@@ -239,7 +247,19 @@ def run_job(
             neuron_types=_neuron_types(driver, hidden),
         )
     finally:
-        torch.set_num_threads(threads)
+        if torch is not None:
+            torch.set_num_threads(threads)
+
+
+def _torch_if_needed(config: EvalConfig) -> Any:
+    """The torch module when `config`'s engine runs PyTorch (or it is already imported), else None."""
+    import sys
+
+    if config.engine == "torch" or "torch" in sys.modules:
+        import torch
+
+        return torch
+    return None
 
 
 def _attention(config: EvalConfig, spec: EpisodeSpec, driver: WindowedDriver) -> EpisodeAttention | None:

@@ -88,10 +88,13 @@ def run_episodes(
         progress: show a tqdm bar over control steps.
         specs: run these instead of the whole plan.
     """
+    from drive.eval.engine import parse_engine, prepare_engine
     from sim.registry import make_simulator  # noqa: F401  (fail here if the simulator cannot import)
 
     if specs is None:
         specs = plan_episodes(config, resolve_labels(config))
+    # Export once here, before the workers start, so no two processes export the same checkpoint.
+    prepare_engine(parse_engine(config.engine), sorted({s.policy for s in specs}), quiet=not progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     track = eval_track(config)
@@ -117,6 +120,7 @@ def evaluate(config: EvalConfig, out_dir: str | Path, *, progress: bool = True) 
         The content of metrics.json.
     """
     from common.strict_config import save_config
+    from drive.eval.engine import describe_engine, parse_engine, prepare_engine
     from drive.eval.plots import write_plots
     from drive.eval.report import analyse, write_report
 
@@ -133,6 +137,8 @@ def evaluate(config: EvalConfig, out_dir: str | Path, *, progress: bool = True) 
     outcomes = run_episodes(config, out, progress=progress, specs=specs)
     analysis = analyse(config, outcomes)
     analysis["policies"] = policies
+    engine = parse_engine(config.engine)
+    analysis["engine"] = describe_engine(engine, prepare_engine(engine, config.policies, quiet=True))
     figures = write_plots(config, outcomes, analysis, out / "plots")
     return write_report(config, outcomes, analysis, out, figures=[str(f.relative_to(out)) for f in figures])
 
@@ -145,7 +151,8 @@ def _run_pool(
     messages = mp.get_context("spawn").Queue()
     outcomes: list[EpisodeOutcome] = []
     # On Ctrl-C (or a failed episode) the pool stops the running episodes: recordings close as aborted.
-    with WorkerPool(min(config.workers, len(specs)), _init_worker, (messages,)) as pool:
+    init_args = (messages, config.engine == "torch")
+    with WorkerPool(min(config.workers, len(specs)), _init_worker, init_args) as pool:
         futures = {pool.submit(run_job, config, spec, out, _queue_sink(spec.index)): spec for spec in specs}
         pending = set(futures)
         while pending:
@@ -163,12 +170,14 @@ def _run_pool(
     return outcomes
 
 
-def _init_worker(messages: Any) -> None:
+def _init_worker(messages: Any, uses_torch: bool) -> None:
+    """A worker's start: the progress queue, and torch (torch engine only: ~1 s of start-up) on 1 thread."""
     global _QUEUE
-    import torch
-
     _QUEUE = messages
-    torch.set_num_threads(1)
+    if uses_torch:
+        import torch
+
+        torch.set_num_threads(1)
 
 
 class _QueueSink:

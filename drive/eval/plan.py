@@ -70,6 +70,10 @@ class EvalConfig:
         deploy: deployment settings swept like the noise levels (`drive.closed_loop.deployment`), e.g.
             `["none", "drop=0.2,burst=2,jitter=0.5", "drop=0.2,burst=2,jitter=0.5,elapsed=period"]`; each
             episode runs under one of them (frame drops, timing jitter, latency, camera blur/exposure).
+        engine: what runs the policies (`drive.eval.engine`): "torch" (PyTorch eager), or "onnx",
+            "onnx:int8", "onnx:fp16": each checkpoint exported (cached by its digest) and driven by the
+            onboard runtime, the graph the car runs. Not with noise_space "standardized" (the graph
+            takes raw frames); Grad-CAM stays a torch-engine feature.
     """
 
     sim: SimSpec = field(default_factory=SimSpec)
@@ -93,6 +97,7 @@ class EvalConfig:
     perturbations: list[dict[str, Any]] = field(default_factory=list)
     safety: SafetyDriverConfig = field(default_factory=SafetyDriverConfig)
     deploy: list[str] = field(default_factory=lambda: ["none"])
+    engine: str = "torch"
 
     def __post_init__(self) -> None:
         if not self.policies:
@@ -130,6 +135,16 @@ class EvalConfig:
                 f"got {self.workers}"
             )
         check_specs(self.perturbations)  # an unknown name or parameter fails here, named
+        from drive.eval.engine import parse_engine
+
+        engine = parse_engine(self.engine)  # names the accepted engines
+        object.__setattr__(self, "engine", engine.name)  # canonical: "onnx" -> "onnx:fp32"
+        if engine.kind == "onnx" and self.noise_space == "standardized":
+            raise ValueError(
+                f"engine {engine.name!r}: noise_space 'standardized' adds noise inside the network input, "
+                "which the exported graph (raw frames in) cannot take; use engine 'torch' or noise_space "
+                "'pixel'"
+            )
         if self.saliency_frames < 1:
             raise ValueError(f"saliency_frames must be ≥ 1, got {self.saliency_frames}")
         if not self.saliency_methods:

@@ -20,6 +20,7 @@ import numpy as np
 
 from drive.eval.attention_report import attention_figures, attention_sections
 from drive.eval.deploy_report import aggregate_deploy, deploy_section
+from drive.eval.engine import engine_lines
 from drive.eval.episode import EpisodeOutcome
 from drive.eval.interpret import max_lipschitz, pca, saliency_ssim
 from drive.eval.plan import EvalConfig, eval_track
@@ -241,6 +242,7 @@ def _setup_lines(config: EvalConfig, analysis: dict[str, Any], labels: list[str]
         + (f"; further perturbations: {config.perturbations}" if config.perturbations else "")
         + ".",
         "",
+        *engine_lines(analysis.get("engine")),
         "Policies:",
         "",
         *_policy_lines(analysis.get("policies"), labels, config),

@@ -24,6 +24,7 @@ from torch import nn
 
 from drive import __version__
 from drive.export import optimize as graph_optimize
+from perception.feature_net import FeatureMapNet
 from policies.driving_policy import DrivingPolicy
 
 OPSET = 17
@@ -69,6 +70,81 @@ class OneStepGraph(nn.Module):
             curvature, _ = self.policy.step(image, state[:, :0], periods)
             return curvature, state
         return self.policy.step(image, state, periods)
+
+
+ACTIVITY_OUTPUT = "activity"
+"""Diagnostics graph output: (1, U) float32 neuron activity (`DrivingPolicy.inspect_step`'s `activity`)."""
+FEATURE_MAP_OUTPUT = "feature_map_{}"
+"""Diagnostics graph outputs, shallow to deep: (1, h, w) float32 channel means of each convolution's post-ReLU
+map, what VisualBackProp needs (`perception.saliency_numpy`)."""
+
+
+class DiagnosticsGraph(nn.Module):
+    """The full graph plus what the closed loop shows: (image, state) -> (curvature, next_state, activity,
+    feature_map_0 .. feature_map_{K-1}).
+
+    The curvature and state are computed by the same operations as `OneStepGraph` (`inspect_step`'s
+    path: standardised input -> convolutions -> the layers after them -> head step); the extra outputs
+    only read tensors along that path, so a runtime computes the same command with or without them.
+    The wrappers below keep the exported node names under `/policy/perception/`, as in the plain graph
+    (the int8 variant picks the perception's convolutions by that scope). A policy without feature maps
+    has no `feature_map_*` outputs.
+    """
+
+    def __init__(self, policy: DrivingPolicy, period_s: float = CONTROL_PERIOD_S) -> None:
+        super().__init__()
+        self.policy = _DiagnosticStep(policy)
+        self.period_s = float(period_s)
+
+    def forward(
+        self, image: torch.Tensor, state: torch.Tensor, elapsed_s: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        outputs: tuple[torch.Tensor, ...] = self.policy(image, state, _periods(elapsed_s, self.period_s))
+        return outputs
+
+
+class _PerceptionWithMaps(nn.Module):
+    """standardised input (1, 3, 78, 200) -> (features, last hidden layer, *post-ReLU maps)."""
+
+    def __init__(self, perception: FeatureMapNet) -> None:
+        super().__init__()
+        self.net = perception
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        maps = self.net.maps_from_standardized(x)
+        features, last_hidden = self.net.features_and_hidden_from_map(maps[-1])
+        return (features, last_hidden, *maps)
+
+
+class _DiagnosticStep(nn.Module):
+    def __init__(self, policy: DrivingPolicy) -> None:
+        super().__init__()
+        self.driving = policy
+        self.stateless = policy.state_size == 0
+        self.perception = _PerceptionWithMaps(policy.perception) if policy.has_feature_maps else None
+
+    def forward(
+        self, image: torch.Tensor, state: torch.Tensor, periods: float | torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        policy = self.driving
+        head_state = state[:, :0] if self.stateless else state
+        maps: list[torch.Tensor] = []
+        if self.perception is not None:
+            features, last_hidden, *maps = self.perception(policy.network_input(image))
+        else:
+            features = last_hidden = policy.features(image)
+        y, next_state = policy.head.step(features, head_state, periods)
+        activity = policy.head.hidden_activity(next_state) if not self.stateless else last_hidden
+        curvature = y[:, 0] * policy.curvature_scale_1pm
+        means = tuple(fmap.mean(dim=1) for fmap in maps)
+        return (curvature, state if self.stateless else next_state, activity, *means)
+
+
+def diagnostics_output_names(graph: DiagnosticsGraph, example: tuple[torch.Tensor, ...]) -> list[str]:
+    """The extra outputs of `graph` (after curvature and next_state), in order, found by one call."""
+    with torch.no_grad():
+        count = len(graph(*example)) - 3
+    return [ACTIVITY_OUTPUT, *(FEATURE_MAP_OUTPUT.format(k) for k in range(count))]
 
 
 class VisionGraph(nn.Module):

@@ -123,6 +123,19 @@ def recorded_frames(path: str | Path, steps: int, height: int, width: int, start
     return frames
 
 
+def parity_frames(
+    policy: DrivingPolicy, steps: int, frames_dir: str | Path | None = None, start: int = 0
+) -> tuple[np.ndarray, str]:
+    """The parity sequence: `steps` frames of a recording, or synthetic ones; and its source label."""
+    if steps < 1:
+        raise ValueError(f"parity steps must be >= 1, got {steps}")
+    height, width = policy.config.camera_height, policy.config.camera_width
+    if frames_dir is None:
+        return synthetic_frames(steps, height, width), "synthetic"
+    frames = recorded_frames(frames_dir, steps, height, width, start)
+    return frames, f"recording:{frames_dir}[{start}:{start + steps}]"
+
+
 def calibration_frames(
     path: str | Path | None, count: int, height: int, width: int, skip: int = 0
 ) -> tuple[np.ndarray, str]:

@@ -72,6 +72,7 @@ class MetaKey:
     INT8_CALIBRATION = "int8_calibration"  # on an int8 graph: the frames its ranges were calibrated on
     VISION_GRAPH_FILE = "vision_graph_file"  # on a split policy graph: its vision graph's file name
     POLICY_GRAPH_FILE = "policy_graph_file"  # on a split vision graph: its policy graph's file name
+    DIAGNOSTIC_OUTPUTS = "diagnostic_outputs"  # JSON list: extra float outputs of a diagnostics graph
     EXPORTER = "exporter"
     MODEL_DIGEST = "model_sha256"  # sha256 of the graph and weights: every model field but metadata
 

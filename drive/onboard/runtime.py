@@ -20,6 +20,7 @@ file and the key named, never mid-drive.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -120,6 +121,35 @@ def _elapsed_io(timed: bool) -> dict[str, tuple[str, list[int]]]:
     return {ELAPSED_INPUT: ("tensor(float)", [1, 1])} if timed else {}
 
 
+def _diagnostic_outputs(
+    session: ort.InferenceSession, path: Path, contract: ModelContract
+) -> dict[str, list[int | None]]:
+    """The extra outputs a diagnostics graph declares in its metadata (name -> shape); {} for a plain one.
+
+    Raises:
+        ModelContractError: the list is not JSON, or names an output the graph lacks.
+    """
+    raw = contract.metadata.get(MetaKey.DIAGNOSTIC_OUTPUTS)
+    if raw is None:
+        return {}
+    try:
+        names = json.loads(raw)
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ModelContractError(
+            f"model {path}: metadata {MetaKey.DIAGNOSTIC_OUTPUTS!r} = {raw!r} is not a JSON list of names"
+        )
+    shapes = {arg.name: list(arg.shape) for arg in session.get_outputs()}
+    missing = [name for name in names if name not in shapes]
+    if missing or contract.graph != "full":
+        raise ModelContractError(
+            f"model {path}: metadata {MetaKey.DIAGNOSTIC_OUTPUTS!r} names {missing or names}, which a "
+            f"{contract.graph} graph's outputs {sorted(shapes)} do not hold"
+        )
+    return {name: shapes[name] for name in names}
+
+
 class OnboardPolicy:
     """Drives an exported policy one camera frame at a time; holds the recurrent state between frames.
 
@@ -135,6 +165,9 @@ class OnboardPolicy:
         FileNotFoundError: the model (or a split export's policy graph) does not exist.
         ModelContractError: missing or inconsistent metadata, or graph inputs/outputs that disagree with
             it; the message names the file and the key or input.
+
+    A diagnostics graph (`drive export` for the evaluation's ONNX engine) has extra outputs named in its
+    metadata (`diagnostic_outputs`); each `act` then leaves them in `diagnostics` (name -> array).
 
     Example:
         >>> policy = OnboardPolicy("model.onnx")  # doctest: +SKIP
@@ -160,10 +193,13 @@ class OnboardPolicy:
         state_out = {CURVATURE_OUTPUT: ("tensor(float)", [1]), STATE_OUTPUT: ("tensor(float)", [1, n])}
         self.takes_elapsed = False
         """Whether the graph integrates over the elapsed time (`ELAPSED_INPUT`); else one period a call."""
+        self._diagnostics = _diagnostic_outputs(session, path, contract)
+        self.diagnostics: dict[str, np.ndarray] = {}
         if contract.graph == "full":
             self.takes_elapsed = _takes_elapsed(contract)
+            extras = {name: ("tensor(float)", shape) for name, shape in self._diagnostics.items()}
             state_in = {STATE_INPUT: ("tensor(float)", [1, n]), **_elapsed_io(self.takes_elapsed)}
-            _check_io(session, path, {**image_io, **state_in}, state_out)
+            _check_io(session, path, {**image_io, **state_in}, {**state_out, **extras})
             self._session = session
         elif contract.graph == "vision":
             self._vision, self._session, self.takes_elapsed = (
@@ -234,6 +270,11 @@ class OnboardPolicy:
         return session, timed
 
     @property
+    def diagnostic_outputs(self) -> list[str]:
+        """Names of a diagnostics graph's extra outputs ([] for a plain export), as `diagnostics` keys."""
+        return list(self._diagnostics)
+
+    @property
     def state(self) -> np.ndarray:
         """A copy of the current recurrent state, (1, N) float32."""
         state: np.ndarray = self._state.copy()
@@ -284,7 +325,13 @@ class OnboardPolicy:
         if self.takes_elapsed:
             timing = {ELAPSED_INPUT: np.full((1, 1), elapsed_s, np.float32)}
             self.last_elapsed_s = float(elapsed_s)
-        if self._vision is None:
+        if self._diagnostics:
+            names = [*_STEP_OUTPUTS, *self._diagnostics]
+            curvature, state, *extras = self._session.run(
+                names, {IMAGE_INPUT: image, STATE_INPUT: self._state, **timing}
+            )
+            self.diagnostics = dict(zip(self._diagnostics, extras))
+        elif self._vision is None:
             curvature, state = self._session.run(
                 _STEP_OUTPUTS, {IMAGE_INPUT: image, STATE_INPUT: self._state, **timing}
             )

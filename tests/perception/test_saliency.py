@@ -121,3 +121,20 @@ def test_ssim_rejects_bad_maps():
         ssim(np.zeros((5, 20)), np.zeros((5, 20)))
     with pytest.raises(ValueError, match=r"b must be finite and in \[0, 1\]"):
         ssim(np.zeros((20, 20)), np.full((20, 20), 2.0))
+
+
+def test_visual_backprop_from_channel_means_equals_the_torch_version():
+    from perception.saliency import visual_backprop
+    from perception.saliency_numpy import visual_backprop_from_means
+
+    generator = torch.Generator().manual_seed(3)
+    shapes = [(24, 37, 98), (36, 17, 47), (48, 7, 22), (64, 5, 20), (8, 3, 18)]
+    maps = [torch.relu(torch.randn(1, *shape, generator=generator)) for shape in shapes]
+    reference = visual_backprop(maps, (78, 200))[0].numpy()
+    means = [m.mean(dim=1).numpy() for m in maps]  # what a diagnostics graph outputs, (1, h, w) each
+    result = visual_backprop_from_means(means, (78, 200))
+    assert result.shape == (78, 200) and result.dtype == np.float32
+    assert reference.std() > 0.05
+    np.testing.assert_allclose(result, reference, atol=1e-5)
+    with pytest.raises(ValueError, match=r"channel_means\[1\] must be \(h, w\)"):
+        visual_backprop_from_means([means[0], np.zeros((2, 3, 4, 5))], (78, 200))
