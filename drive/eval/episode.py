@@ -279,6 +279,8 @@ def _neuron_types(driver: WindowedDriver, hidden: np.ndarray | None) -> list[str
     if wiring is None or hidden is None or hidden.shape[1] != wiring.units:
         return None
     return [str(wiring.neuron_type(i)) for i in range(wiring.units)]
+
+
 def _episode_simulator(config: EvalConfig, spec: EpisodeSpec, driver: WindowedDriver) -> Any:
     """The episode's wrapped simulator (noise, perturbations, safety driver), and its deployment faults
     (`spec.deploy`) on it and on `driver.driver`, which is replaced by its `DeploymentDriver`."""
