@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from drive.commands._executor import add_executor_options
 from drive.commands._options import add_config_options, comma_list
 
 
@@ -51,7 +52,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--sim", default=None, help="simulator backend: embedded (default), carla, or any registered"
     )
     p.add_argument("--track", default=None, help="held-out track (forest); with CARLA also a town (Town01)")
-    p.add_argument("--workers", type=int, default=None, help="parallel worker processes (1)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="parallel worker processes (1); with --sim carla one per server of sim.servers",
+    )
+    add_executor_options(p)
     p.add_argument(
         "--saliency",
         action="store_true",
@@ -118,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     from drive.eval.evaluate import evaluate
     from drive.eval.plan import EvalConfig
     from drive.eval.report import ALL, format_stat, noise_key
+    from drive.executor.config import ExecutorConfig, require
 
     try:
         deploy = sweep_labels(args.perturb) if args.perturb else None
@@ -144,7 +152,13 @@ def run(args: argparse.Namespace) -> int:
     # JSON is valid YAML: paths and lists survive the `key=value` override parser unchanged.
     overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
     config = load_config(EvalConfig, args.config, overrides + args.overrides)
-    result = evaluate(config, args.out, progress=not args.quiet)
+    executor = ExecutorConfig(kind=args.executor or "local", address=args.address)
+    try:
+        require(executor)
+    except ImportError as err:  # --executor ray without the cluster extra: one line, nothing ran
+        print(f"drive eval: error: {err}", file=sys.stderr)
+        return 2
+    result = evaluate(config, args.out, progress=not args.quiet, executor=executor)
     print("interventions per episode (mean ± sd over seeds):")
     for label, by_condition in result["aggregate"].items():
         cells = [

@@ -48,8 +48,9 @@ class EvalConfig:
             plus 60 s (a cap for a car that stops making progress).
         track: the held-out track (a preset or "seed-<n>"; with CARLA also a town such as "Town01" or an
             .xodr file, see `CarlaConfig.track`).
-        workers: parallel worker processes (spawned, torch single-threaded); 1 runs in this process; must
-            be 1 with CARLA (one client ticks the server in synchronous mode).
+        workers: parallel worker processes (spawned, torch single-threaded); 1 runs in this process; with
+            CARLA at most the number of servers in `sim.servers` (each worker holds one server: one client
+            ticks a server in synchronous mode).
         saliency: compute saliency (needed for the SSIM, faithfulness and neuron-map sections and the
             video overlay).
         saliency_methods: which methods (`perception.saliency_methods.SALIENCY_METHODS`: visual_backprop,
@@ -129,11 +130,13 @@ class EvalConfig:
             raise ValueError(f"max_time_s must be > 0 or None, got {self.max_time_s}")
         if self.workers < 1:
             raise ValueError(f"workers must be ≥ 1, got {self.workers}")
-        if self.sim.backend == "carla" and self.workers != 1:
-            raise ValueError(
-                f"workers must be 1 with sim 'carla' (one client ticks the server in synchronous mode), "
-                f"got {self.workers}"
-            )
+        if self.sim.backend == "carla":
+            servers = len(self.sim.config.servers) or 1
+            if self.workers > servers:
+                raise ValueError(
+                    f"workers {self.workers} with sim 'carla' needs as many CARLA servers (one synchronous "
+                    f"client per server), got {servers}: list them in sim.servers: [host:port, ...]"
+                )
         check_specs(self.perturbations)  # an unknown name or parameter fails here, named
         from drive.eval.engine import parse_engine
 

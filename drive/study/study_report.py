@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from drive.executor.tasks import Outcome, format_duration
 from drive.study.attention_tables import attention_aggregate, attention_json, attention_section
 from drive.study.deploy_table import deploy_section, deploy_tables
-from drive.study.executor import Outcome, format_duration
 from drive.study.jobs import eval_dir, job_wall_s, train_dir
 from drive.study.stats import CONFIDENCE, Interval
 from drive.study.study_plan import EvalJob, StudyConfig, TrainJob, plan_jobs
