@@ -156,6 +156,28 @@ def print_pool(
         )
 
 
+def print_stages(rounds: dict[str, list[float]], saliency_stages: tuple[str, ...]) -> None:
+    """Each stage's median steps/s, the policy's cost per step, and each saliency method's ratio."""
+    rates = {stage: statistics.median(r) for stage, r in rounds.items()}
+    for stage in rounds:
+        print(
+            f"  {stage:<15} median {rates[stage]:6.0f} steps/s  ({1e3 / rates[stage]:.2f} ms/step, "
+            f"max {max(rounds[stage]):.0f})"
+        )
+    ms = {stage: 1e3 / rate for stage, rate in rates.items()}
+    print(
+        f"  per step: torch policy ≈ {ms['+policy'] - ms['sim']:.2f} ms, onnx policy ≈ "
+        f"{ms['onnx +policy'] - ms['sim']:.2f} ms; VisualBackProp ≈ "
+        f"{ms['onnx +saliency'] - ms['onnx +policy']:.2f} ms onnx"
+    )
+    for stage in saliency_stages:
+        print(
+            f"  {SALIENCY_STAGES[stage]:<22} {rates[stage]:6.1f} steps/s, "
+            f"{rates[stage] / rates['+record']:.3f}x of +record, "
+            f"≈ {ms[stage] - ms['+record']:.1f} ms extra per step (torch)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", default="ncp-ltc", help="registry name (ncp-ltc)")
@@ -208,24 +230,7 @@ def main() -> None:
         for seed in range(args.rounds):  # stages interleaved, so a burst of other load hits them alike
             for stage in stages:
                 rounds[stage].append(stage_rate(stage, checkpoint, args.steps, args.track, seed, tmp))
-        rates = {stage: statistics.median(r) for stage, r in rounds.items()}
-        for stage in stages:
-            print(
-                f"  {stage:<15} median {rates[stage]:6.0f} steps/s  ({1e3 / rates[stage]:.2f} ms/step, "
-                f"max {max(rounds[stage]):.0f})"
-            )
-        ms = {stage: 1e3 / rate for stage, rate in rates.items()}
-        print(
-            f"  per step: torch policy ≈ {ms['+policy'] - ms['sim']:.2f} ms, onnx policy ≈ "
-            f"{ms['onnx +policy'] - ms['sim']:.2f} ms; VisualBackProp ≈ "
-            f"{ms['onnx +saliency'] - ms['onnx +policy']:.2f} ms onnx"
-        )
-        for stage in saliency_stages:
-            print(
-                f"  {SALIENCY_STAGES[stage]:<22} {rates[stage]:6.1f} steps/s, "
-                f"{rates[stage] / rates['+record']:.3f}x of +record, "
-                f"≈ {ms[stage] - ms['+record']:.1f} ms extra per step (torch)"
-            )
+        print_stages(rounds, saliency_stages)
         if args.workers > 0:
             episodes = 2 * args.workers
             pool: dict[tuple[str, bool], list[tuple[float, float]]] = {}

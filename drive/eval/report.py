@@ -24,6 +24,9 @@ from drive.eval.engine import engine_lines
 from drive.eval.episode import EpisodeOutcome
 from drive.eval.interpret import max_lipschitz, pca, saliency_ssim
 from drive.eval.plan import EvalConfig, eval_track
+from drive.eval.report_tables import episode_table, metric_table
+from drive.eval.report_tables import format_stat as format_stat
+from drive.eval.report_tables import noise_key as noise_key
 from perception.saliency_methods import SALIENCY_ABBREVIATIONS
 
 ALL = "all"
@@ -42,11 +45,6 @@ AGGREGATED = (
     "ssim",
 )
 """Per-episode figures that are aggregated (mean ± sd)."""
-
-
-def noise_key(variance: float) -> str:
-    """JSON key of a noise level: `0`, `0.1`, ..."""
-    return f"{variance:g}"
 
 
 def episode_analysis(
@@ -194,7 +192,7 @@ def render_markdown(config: EvalConfig, analysis: dict[str, Any], figures: Seque
     videos = [e["video"] for e in analysis["episodes"] if e["video"]]
     if videos:
         lines += ["", "## Videos", ""] + [f"- [{Path(v).stem}]({v})" for v in videos]
-    lines += ["", "## Episodes", ""] + _episode_table(analysis["episodes"])
+    lines += ["", "## Episodes", ""] + episode_table(analysis["episodes"])
     timing = analysis["timing"]
     if timing["steps_per_s"]:
         lines += [
@@ -257,16 +255,16 @@ def _metric_sections(config: EvalConfig, agg: dict[str, Any]) -> list[str]:
         if len(config.conditions) > 1:
             title = "all conditions (over conditions × seeds)" if condition == ALL else condition
             lines += [f"**{title}**", ""]
-        lines += _metric_table(config, agg, condition, "interventions", "{:.2f}") + [""]
-    lines += ["## Interventions per km", ""] + _metric_table(
+        lines += metric_table(config, agg, condition, "interventions", "{:.2f}") + [""]
+    lines += ["## Interventions per km", ""] + metric_table(
         config, agg, ALL, "interventions_per_km", "{:.2f}"
     )
     lines += ["", "## Autonomy % (PilotNet: 1 − interventions · 6 s / elapsed time)", ""]
-    lines += _metric_table(config, agg, ALL, "autonomy_pct", "{:.1f}")
+    lines += metric_table(config, agg, ALL, "autonomy_pct", "{:.1f}")
     lines += ["", "## Mean |lateral offset| while the policy drives, m", ""]
-    lines += _metric_table(config, agg, ALL, "mean_abs_offset_m", "{:.3f}")
+    lines += metric_table(config, agg, ALL, "mean_abs_offset_m", "{:.3f}")
     lines += ["", "## Steering smoothness: RMS curvature rate while the policy drives, 1/m/s", ""]
-    lines += _metric_table(config, agg, ALL, "rms_curvature_rate_1pm_per_s", "{:.4f}")
+    lines += metric_table(config, agg, ALL, "rms_curvature_rate_1pm_per_s", "{:.4f}")
     return lines
 
 
@@ -282,10 +280,10 @@ def _analysis_sections(config: EvalConfig, analysis: dict[str, Any]) -> list[str
             "paired by frame index, same seed)",
             "",
         ]
-        lines += _metric_table(config, agg, ALL, "ssim", "{:.3f}", skip_clean=True)
+        lines += metric_table(config, agg, ALL, "ssim", "{:.3f}", skip_clean=True)
     if any(e["pc1_explained"] is not None for e in analysis["episodes"]):
         lines += ["", "## PC1 explained variance of the hidden activity (the CNN: its last hidden layer)", ""]
-        lines += _metric_table(config, agg, ALL, "pc1_explained", "{:.1%}")
+        lines += metric_table(config, agg, ALL, "pc1_explained", "{:.1%}")
     if analysis["lipschitz"]:
         lines += ["", "## Max local Lipschitz constant per neuron, max_t |x(t+1) − x(t)| (clean drives)", ""]
         lines += ["| policy | neurons | median | max |", "|---|---|---|---|"]
@@ -316,49 +314,6 @@ def _policy_lines(policies: list[dict[str, Any]] | None, labels: list[str], conf
     return lines
 
 
-def _metric_table(
-    config: EvalConfig, agg: dict[str, Any], condition: str, metric: str, fmt: str, skip_clean: bool = False
-) -> list[str]:
-    noises = [n for n in config.noise if not (skip_clean and n == 0.0)]
-    lines = [
-        "| policy | " + " | ".join(f"σ² = {n:g}" for n in noises) + " |",
-        "|---" * (len(noises) + 1) + "|",
-    ]
-    for label, by_condition in agg.items():
-        cells = [format_stat(by_condition[condition][noise_key(n)][metric], fmt) for n in noises]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def format_stat(stat: dict[str, Any], fmt: str = "{:.2f}") -> str:
-    """`mean ± sd`, `mean` for a single value, `—` when there is none."""
-    if stat["mean"] is None:
-        return "—"
-    text = fmt.format(stat["mean"])
-    if stat["sd"] is not None:
-        text += " ± " + fmt.format(stat["sd"])
-    return text
-
-
-def _episode_table(episodes: list[dict[str, Any]]) -> list[str]:
-    head = (
-        "| episode | interventions | per km | autonomy % | mean \\|offset\\| m | max \\|offset\\| m | "
-        "RMS κ rate | distance m | laps | PC1 | SSIM |"
-    )
-    lines = [head, "|---" * 11 + "|"]
-    for e in episodes:
-        m = e["metrics"]
-        pc1 = f"{e['pc1_explained']:.1%}" if e["pc1_explained"] is not None else "—"
-        ssim_text = f"{e['ssim']:.3f}" if e["ssim"] is not None else "—"
-        lines.append(
-            f"| {e['id']} | {m['interventions']} | {_num(m['interventions_per_km'], '{:.2f}')} | "
-            f"{m['autonomy_pct']:.1f} | {_num(m['mean_abs_offset_m'], '{:.3f}')} | "
-            f"{_num(m['max_abs_offset_m'], '{:.3f}')} | {m['rms_curvature_rate_1pm_per_s']:.4f} | "
-            f"{m['distance_m']:.0f} | {m['laps']} | {pc1} | {ssim_text} |"
-        )
-    return lines
-
-
 def _episode_limit_text(config: EvalConfig) -> str:
     parts = []
     if config.laps is not None:
@@ -386,10 +341,6 @@ def _lipschitz_by_policy(config: EvalConfig, episodes: list[dict[str, Any]]) -> 
         prev = by_noise.get(key)
         by_noise[key] = e["lipschitz"] if prev is None else [max(a, b) for a, b in zip(prev, e["lipschitz"])]
     return out
-
-
-def _num(value: float, fmt: str) -> str:
-    return fmt.format(value) if value is not None and math.isfinite(value) else "—"
 
 
 def _jsonable(value: Any) -> Any:
