@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	# The optional extras too, so their tests run: importers, viewer, Gymnasium, the car's CAN bus.
+	$(BIN)/python -m pip install -q -e ".[dev,import,view,gym,car]"
 	$(BIN)/python -m pip install -q -e ".[carla]" || echo "note: no carla client wheel for this platform; carla tests will be skipped"
 	touch $(STAMP)
 

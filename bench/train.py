@@ -12,8 +12,8 @@ overlaps the step).
 
 Before/after (ncp-ltc, 78x200, B=16, T=16): "before" is the trainer as it was (float32, plain Adam),
 "after" the current defaults. Each candidate speed-up is also timed alone on top of "before":
-bfloat16 autocast of the perception (opt-in `amp_bf16: auto`; not the default because it learned
-slower, see drive/training/precision.py), a fused Adam, channels-last conv weights. Where "after"
+bfloat16 autocast of the perception (`amp_bf16: auto` in launch/train_default.yaml since issue 19, see
+drive/training/precision.py), a fused Adam, channels-last conv weights. Where "after"
 equals "before" or a candidate in configuration, the two rows differ by the noise of the measurement
 only. All variants take one step each per round, round after round, so
 load from other jobs hits them alike; the median over rounds gives frames/s. Loading overlap: the whole
@@ -129,9 +129,18 @@ def use_channels_last(trainer: Trainer) -> None:
 BEFORE = {"amp_bf16": False}
 """The trainer as it was before the speed-ups: float32, plain (for-loop) Adam, default weight layout."""
 
+
+def default_amp_bf16() -> bool | str:
+    """`amp_bf16` of launch/train_default.yaml, the ncp-ltc training default (`auto` since issue 19)."""
+    return load_config(TrainConfig, str(ROOT / "launch" / "train_default.yaml")).amp_bf16
+
+
+AFTER = {"amp_bf16": default_amp_bf16()}
+"""The current defaults: launch/train_default.yaml's precision (bf16 where the hardware computes it)."""
+
 CANDIDATES = (
     # (row, config overrides on top of BEFORE, in-place change of the trainer, adopted as a default)
-    ("bf16 autocast", {"amp_bf16": True}, None, TrainConfig().amp_bf16 is not False),  # opt-in
+    ("bf16 autocast", {"amp_bf16": True}, None, AFTER["amp_bf16"] is not False),  # auto in train_default
     ("fused Adam", {}, use_fused_adam, False),  # ~1 ms of a ~0.5 s step: not measurable
     ("channels-last weights", {}, use_channels_last, False),  # activations already are (NHWC input)
 )
@@ -143,7 +152,7 @@ def bench_before_after(rounds: int, device: str, policy: str = "ncp-ltc") -> dic
     Every round takes one step of every variant (two warm-up rounds untimed), so drifting load from other
     jobs hits all of them; the median over rounds gives each variant's frames/s.
     """
-    after = make_trainer(policy, device)  # the defaults
+    after = make_trainer(policy, device, AFTER)  # the defaults
     variants = {"before": make_trainer(policy, device, BEFORE), "after": after}
     adopted = {}
     for row, overrides, change, is_default in CANDIDATES:
@@ -248,9 +257,7 @@ def print_before_after(compare: dict, overlap: dict | None) -> None:
     print(f"  after  (current defaults)      {after:>6.0f} frames/s   {compare['speedup']:.2f}x")
     print("  each change alone on top of before:")
     for c in compare["candidates"]:
-        kept = (
-            "default" if c["adopted"] else ("opt-in: amp_bf16=auto" if "bf16" in c["change"] else "not kept")
-        )
+        kept = "default" if c["adopted"] else ("opt-in" if "bf16" in c["change"] else "not kept")
         print(f"    {c['change']:<26} {c['frames_per_s']:>6.0f} frames/s   {c['vs_before']:.2f}x  ({kept})")
     if overlap is not None:
         w0, w1 = overlap["workers0_frames_per_s"], overlap["workers1_frames_per_s"]
@@ -274,6 +281,14 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument(
+        "--seeds-data",
+        default=None,
+        metavar="DIR",
+        help="also compare bf16 and fp32 validation ratios over seeds on these recordings (train_seeds.py)",
+    )
+    parser.add_argument("--seeds", default="0,1,2", help="training seeds of the --seeds-data comparison")
+    parser.add_argument("--seeds-epochs", type=int, default=1, help="epochs per --seeds-data training")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -325,6 +340,11 @@ def main() -> None:
         f"{fastest_train:.0f} frames/s)"
     )
     print_before_after(compare, overlap)
+    if args.seeds_data:
+        from bench.train_seeds import compare_seeds, print_summary
+
+        seeds = [int(seed) for seed in args.seeds.split(",")]
+        print_summary(compare_seeds(Path(args.seeds_data), seeds, args.seeds_epochs, args.threads))
 
 
 if __name__ == "__main__":

@@ -18,9 +18,11 @@ _EXPORTS = {
     "Preprocess": "perception.tensor_preprocess",
     "preprocess_torch": "perception.tensor_preprocess",
     "standardize": "perception.tensor_preprocess",
-    "grad_cam": "perception.saliency",
+    "grad_cam": "perception.attribution",
+    "integrated_gradients": "perception.attribution",
     "ssim": "perception.saliency",
     "visual_backprop": "perception.saliency",
+    "visual_backprop_from_means": "perception.saliency_numpy",
 }
 
 __all__ = sorted(_EXPORTS)

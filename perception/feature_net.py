@@ -90,7 +90,7 @@ class FeatureMapNet(nn.Module):
         return self.features_from_map(self.maps_from_standardized(x)[-1])
 
     def forward_with_maps(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Features and the feature maps they came from (one pass; the `grad_cam` model_fn form).
+        """Features and the feature maps they came from (one pass).
 
         Args:
             images: (B, 78, 200, 3) uint8 RGB.

@@ -1,7 +1,8 @@
-"""Where a network looks: VisualBackProp, Grad-CAM, and SSIM to compare two saliency maps.
+"""Where a network looks: VisualBackProp, and SSIM to compare two saliency maps.
 
-- `visual_backprop` (Bojarski et al. 2016, used by the NCP paper): from the conv feature maps only.
-- `grad_cam` (Selvaraju et al. 2017): for a scalar output (the curvature) w.r.t. one feature map.
+- `visual_backprop` (Bojarski et al. 2016, used by the NCP paper): from the conv feature maps only; no
+  maintained library has it, so it lives here. Grad-CAM and integrated gradients come from Captum
+  (`perception.attribution`).
 - `ssim` (Wang et al. 2004): the paper's robustness-of-attention measure (clean vs noisy saliency).
 
 Every map comes back as (B, H, W) float in [0, 1] at the network's input size.
@@ -9,7 +10,7 @@ Every map comes back as (B, H, W) float in [0, 1] at the network's input size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -83,56 +84,6 @@ def visual_backprop(feature_maps: Sequence[torch.Tensor], input_size: tuple[int,
         for shallower in reversed(averages[:-1]):
             mask = _upsample(mask, (shallower.shape[-2], shallower.shape[-1])) * shallower
         return normalize_01(_upsample(mask, size_hw))
-
-
-ModelFn = Callable[[torch.Tensor], tuple[torch.Tensor, Sequence[torch.Tensor]]]
-"""images -> (output (B,) or (B, 1), feature maps shallow to deep, each (B, C, h, w))."""
-
-
-def grad_cam(
-    model_fn: ModelFn,
-    images: torch.Tensor,
-    layer_index: int,
-    input_size: tuple[int, int] | None = None,
-) -> torch.Tensor:
-    """Grad-CAM of a scalar output w.r.t. one feature map.
-
-    Channel weights are the spatial mean of d(output)/d(map); the map is relu(sum_c weight_c * map_c),
-    upsampled to the input size and normalised to [0, 1]. It shows what pushes the output *up*: for a
-    signed output such as curvature, pass a model_fn returning -output to see what pushes it right.
-
-    Args:
-        model_fn: images -> (output, feature maps), e.g. `PilotNet.forward_with_maps`, or a lambda
-            composing `ConvHead.forward_with_maps` with a head. Samples must not interact (no batch
-            statistics), since the batch's outputs are summed before differentiating. The maps
-            must be differentiable, i.e. the parameters before them require grad (the default).
-        images: (B, H, W, 3) camera images (as model_fn takes them).
-        layer_index: which feature map (Python indexing: -1 is the deepest).
-        input_size: (H, W) of the returned maps; defaults to images.shape[1:3].
-
-    Returns:
-        (B, H, W) float32 in [0, 1], detached.
-    """
-    size_hw = _check_size(input_size or tuple(images.shape[1:3]), "grad_cam")
-    with torch.enable_grad():
-        output, maps = model_fn(images)
-        if not -len(maps) <= layer_index < len(maps):
-            raise ValueError(f"grad_cam: layer_index {layer_index} out of range for {len(maps)} feature maps")
-        fmap = maps[layer_index]
-        batch = fmap.shape[0]
-        if output.shape not in ((batch,), (batch, 1)):
-            raise ValueError(
-                f"grad_cam: model_fn must return a (B,) or (B, 1) output, got {tuple(output.shape)}"
-            )
-        if not fmap.requires_grad:
-            raise ValueError(
-                "grad_cam: the chosen feature map does not require grad; the model's parameters must "
-                "require grad (the default) and model_fn must not switch grad off"
-            )
-        (grads,) = torch.autograd.grad(output.sum(), fmap)
-    weights = grads.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
-    cam = F.relu((weights * fmap.detach()).sum(dim=1)).float()
-    return normalize_01(_upsample(cam, size_hw))
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

@@ -42,6 +42,9 @@ class LSTMHead(nn.Module):
         output_size: outputs of the readout (1: curvature).
     """
 
+    continuous_time = False
+    """Ignores the elapsed time (a discrete-time head)."""
+
     def __init__(self, input_size: int = 32, units: int = 64, output_size: int = 1) -> None:
         super().__init__()
         self.input_size = int(input_size)
@@ -96,6 +99,9 @@ class CTRNNHead(nn.Module):
         unfold_dt: Euler step per unit of elapsed time.
         tau: the fixed time constant τ > 0 (not trained, as the reference's `fix_tau`).
     """
+
+    continuous_time = True
+    """Integrates over the elapsed time it is given (exported with an `elapsed_s` input)."""
 
     def __init__(
         self,

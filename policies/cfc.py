@@ -45,6 +45,9 @@ class CfC(nn.Module):
         motor neurons (wired) or N (dense). wiring: the `Wiring`, or None when dense.
     """
 
+    continuous_time = True
+    """Integrates over the elapsed time it is given (exported with an `elapsed_s` input)."""
+
     def __init__(
         self,
         input_size: int,

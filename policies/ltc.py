@@ -38,6 +38,9 @@ class LTC(nn.Module):
         '3·19 + 4·252 = 1,065 (+ 64 input-map + 2 output-map)'
     """
 
+    continuous_time = True
+    """Integrates over the elapsed time it is given (exported with an `elapsed_s` input)."""
+
     def __init__(
         self,
         input_size: int | Wiring,

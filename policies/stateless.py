@@ -13,6 +13,9 @@ class StatelessHead(nn.Module):
         input_size: width of the perception output (1 for a CNN that regresses curvature itself).
     """
 
+    continuous_time = False
+    """Ignores the elapsed time (a discrete-time head)."""
+
     state_size = 0
     units = 0
 

@@ -4,7 +4,8 @@
   `sim.expert.PurePursuitExpert`), plus recovery perturbations of the *executed*
   command (the label stays the expert's own command) — used to record training drives.
 - `PolicyRunner`: a trained `DrivingPolicy`; the only object that holds its recurrent state between
-  frames (`reset()` zeroes it). Optionally computes VisualBackProp saliency per frame; adds the
+  frames (`reset()` zeroes it). Optionally computes a saliency map per frame (VisualBackProp, Grad-CAM or
+  integrated gradients, `policies.policy_saliency`); adds the
   observation's `input_noise` (standardised-space noise), when it has one, to the network input.
 
 Every driver has `name`, `reset(seed)`, `act(obs, info) -> curvature_1pm`, and `hidden_state` /
@@ -70,8 +71,8 @@ class PolicyRunner:
     Args:
         policy: the policy (put in eval mode here).
         device: torch device for inference.
-        saliency: None, or "visual_backprop" to compute a (78, 200) map in [0, 1] per frame (policies
-            whose perception has feature maps only).
+        saliency: None, or a method of `perception.saliency_methods.SALIENCY_METHODS` to compute a
+            (78, 200) map in [0, 1] per frame (policies whose perception has feature maps only).
         name: label for reports (default: the policy's registry name).
     """
 
@@ -84,8 +85,10 @@ class PolicyRunner:
         self.policy = policy.to(device).eval()
         self.device = torch.device(device)
         self.name = name or policy.config.name
-        if saliency not in (None, "visual_backprop"):
-            raise ValueError(f"saliency must be None or 'visual_backprop', got {saliency!r}")
+        from perception.saliency_methods import SALIENCY_METHODS
+
+        if saliency is not None and saliency not in SALIENCY_METHODS:
+            raise ValueError(f"saliency must be None or one of {SALIENCY_METHODS}, got {saliency!r}")
         if saliency and not policy.has_feature_maps:
             raise ValueError(f"policy {self.name!r} has no feature maps for saliency")
         self.saliency_method = saliency
@@ -99,27 +102,50 @@ class PolicyRunner:
         self.hidden_state = None
         self.saliency = None
 
+    def state_array(self) -> np.ndarray:
+        """(1, state_size) float32 copy of the state the next step starts from (zeros before any)."""
+        if self._state is None:
+            self.reset()
+        assert self._state is not None  # for mypy: reset() set it
+        state: np.ndarray = self._state.float().cpu().numpy().copy()
+        return state
+
     def act(self, obs: Observation, info: dict[str, Any] | None = None) -> float:
         """Curvature (1/m) for the camera frame `obs.image` (H, W, 3) uint8.
 
         Also sets `hidden_state` (the policy's neuron activity, see `DrivingPolicy.inspect_step`) and,
-        with saliency on, `saliency` (78, 200) float32 in [0, 1].
+        with saliency on, `saliency` (78, 200) float32 in [0, 1]. `info["policy_elapsed_periods"]`, when
+        given (`drive.closed_loop.deployment_wrappers.DeploymentDriver`), is the time since the previous
+        frame in control periods, which continuous-time heads integrate over (default 1.0).
         """
         torch = self._torch
         if self._state is None:
             self.reset()
         assert self._state is not None  # for mypy: reset() set it
+        image = torch.from_numpy(np.ascontiguousarray(obs.image)).to(self.device).unsqueeze(0)
+        noise = getattr(obs, "input_noise", None)  # an optional Observation field
+        if noise is not None:
+            noise = torch.from_numpy(np.asarray(noise, dtype=np.float32)).to(self.device)
+            noise = noise.unsqueeze(0) if noise.dim() == 3 else noise
+        method = self.saliency_method
+        gradient = method is not None and method != "visual_backprop"
+        # gradient methods cannot use an inference tensor: a normal copy of the state the step starts from
+        state = self._state.clone() if gradient else self._state
         with torch.inference_mode():
-            image = torch.from_numpy(np.ascontiguousarray(obs.image)).to(self.device).unsqueeze(0)
-            noise = getattr(obs, "input_noise", None)  # an optional Observation field
-            if noise is not None:
-                noise = torch.from_numpy(np.asarray(noise, dtype=np.float32)).to(self.device)
-                noise = noise.unsqueeze(0) if noise.dim() == 3 else noise
+            elapsed = float((info or {}).get("policy_elapsed_periods", 1.0))
             out = self.policy.inspect_step(
-                image, self._state, input_noise=noise, saliency=self.saliency_method is not None
+                image, self._state, elapsed, input_noise=noise, saliency=method == "visual_backprop"
             )
             self._state = out.state
             if out.saliency is not None:
                 self.saliency = out.saliency[0].cpu().numpy()
             self.hidden_state = out.activity[0].float().cpu().numpy()
+        if gradient:
+            # autograd runs outside inference mode, from the state this step started from
+            from policies.policy_saliency import saliency_maps
+
+            curvature = out.curvature_1pm.clone()
+            assert method is not None  # `gradient` says so
+            maps = saliency_maps(self.policy, image, state, [method], noise, curvature)
+            self.saliency = maps[method][0].cpu().numpy()
         return float(out.curvature_1pm[0])

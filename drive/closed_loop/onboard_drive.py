@@ -70,6 +70,7 @@ class OnboardDriver:
         self.stats = DeadlineStats([])
         self._skip = 0
         self._last_1pm = 0.0
+        self._last_frame_s: float | None = None
         self.hidden_state: np.ndarray | None = None
 
     def reset(self, seed: int = 0) -> None:
@@ -77,6 +78,7 @@ class OnboardDriver:
         self.stats = DeadlineStats([])
         self._skip = 0
         self._last_1pm = 0.0
+        self._last_frame_s = None
         self.hidden_state = None
 
     def act(self, obs: Observation, info: dict[str, Any] | None = None) -> float:
@@ -84,13 +86,19 @@ class OnboardDriver:
             self._skip -= 1
             self.stats.skipped_frames += 1
             return self._last_1pm
+        # Simulation time since the last frame the policy ran on: more than a period after lost frames,
+        # which a continuous-time graph integrates over (a discrete-time one ignores it).
+        now_s, last_s = float(obs.timestamp_s), self._last_frame_s
+        self._last_frame_s = now_s
+        period_s = self.policy.contract.control_period_s
+        elapsed_s = period_s if last_s is None or now_s <= last_s else now_s - last_s
         start = self._clock()
-        self._last_1pm = self.policy.act(obs.image)
-        elapsed_s = self._clock() - start
-        self.stats.latencies_ms.append(elapsed_s * 1e3)
-        if elapsed_s > self.deadline_s:
+        self._last_1pm = self.policy.act(obs.image, elapsed_s)
+        latency_s = self._clock() - start
+        self.stats.latencies_ms.append(latency_s * 1e3)
+        if latency_s > self.deadline_s:
             self.stats.misses += 1
-            self._skip = math.ceil(elapsed_s / self.deadline_s) - 1
+            self._skip = math.ceil(latency_s / self.deadline_s) - 1
         self.hidden_state = self.policy.state[0]
         return self._last_1pm
 

@@ -1,8 +1,13 @@
-"""`drive recordings info|validate DIR`: what a set of recorded drives holds; check every byte of it."""
+"""`drive recordings info|validate DIR`: what a set of recorded drives holds; check every byte of it.
+
+`drive recordings import FORMAT SRC --out DIR`: a ROS 2 bag, Donkeycar tub or video + CSV log becomes
+ordinary episodes (see `drive.importers`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,6 +20,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     val = inner.add_parser("validate", help="read every chunk of every episode; exit 1 on the first damage")
     val.add_argument("root", help="an episode or a directory of episodes")
     val.set_defaults(func=run_validate)
+    _register_import(inner)
+
+
+def _register_import(inner: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from drive.commands._options import add_config_options
+
+    imp = inner.add_parser(
+        "import",
+        help="turn a ROS 2 bag (MCAP), Donkeycar tub or video + CSV log into episodes",
+        description="Import a foreign drive: align frames and steering to the control rate, convert the "
+        "steering to curvature (1/m, left positive) with the bicycle model, crop/resize to the camera "
+        "contract, and write validated episodes. Prints what was read, written and dropped.",
+    )
+    imp.add_argument("format", choices=["rosbag2", "donkeycar", "video"], help="the source's format")
+    imp.add_argument("src", help="bag (.mcap file or bag directory), tub directory, or video file")
+    imp.add_argument("--out", help="output directory for episode-NNNN/ (must hold no episodes yet)")
+    imp.add_argument("--list-topics", action="store_true", help="rosbag2: list topics, types and counts")
+    imp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    imp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_options(imp, config_help="import YAML (vehicle, label, align, camera, <format> sections)")
+    imp.set_defaults(func=run_import)
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -46,3 +72,35 @@ def run_validate(args: argparse.Namespace) -> int:
             print(f"FAIL {err}")
     print(f"{len(episodes) - bad}/{len(episodes)} episodes valid")
     return 1 if bad else 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    try:
+        return _import(args)
+    except ModuleNotFoundError as err:  # the optional `import` extra is missing: one line, how to install
+        print(f"drive recordings import: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _import(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from common.strict_config import load_config
+    from drive.importers import import_source
+    from drive.importers.config import ImportConfig
+
+    if args.list_topics:
+        if args.format != "rosbag2":
+            raise ValueError("--list-topics is for rosbag2 sources")
+        from drive.importers.rosbag2 import list_topics
+
+        for topic, kind, count in list_topics(Path(args.src)):
+            print(f"{topic}\t{kind}\t{count}")
+        return 0
+    if not args.out:
+        raise ValueError("--out DIR is required (where the episodes go)")
+    config = load_config(ImportConfig, args.config, args.overrides)
+    summary = import_source(args.format, args.src, args.out, config, progress=not args.no_progress)
+    print(json.dumps(summary.to_dict(), indent=2) if args.json else summary.format_text())
+    return 0

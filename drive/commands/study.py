@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from drive.commands._executor import add_executor_options, executor_overrides
 from drive.commands._options import add_set_option
 
 
@@ -20,6 +21,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("file", help="study YAML, e.g. launch/study_small.yaml")
     p.add_argument("--out", default=None, help="output directory (overrides the file's `out`)")
     p.add_argument("--workers", type=int, default=None, help="jobs at once (the file's `workers`)")
+    add_executor_options(p)
     p.add_argument("--report-only", action="store_true", help="rebuild the report from the finished jobs")
     add_set_option(p, example="train.seeds=[0,1,2,3,4]")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -33,12 +35,16 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     overrides += [f"out={args.out}"] if args.out else []
     overrides += [f"workers={args.workers}"] if args.workers is not None else []
-    config = load_study(args.file, overrides)
+    config = load_study(args.file, overrides + executor_overrides(args))
     if args.report_only:
         write_study_report(config)
         print(f"report: {config.out}/report.md")
         return 0
-    outcome, _ = run_study(config, progress=not args.quiet)
+    try:
+        outcome, _ = run_study(config, progress=not args.quiet)
+    except ImportError as err:  # --executor ray without the cluster extra: one line, nothing ran
+        print(f"drive study: error: {err}", file=sys.stderr)
+        return 2
     print(f"report: {config.out}/report.md")
     for key, error in {**outcome.failures, **outcome.blocked}.items():
         print(f"drive study: job {key} did not finish: {error}", file=sys.stderr)

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from drive.eval.attention import CapturedStep, EpisodeAttention
 from drive.eval.plan import EXPERT, EpisodeSpec, EvalConfig
+from perception.saliency_methods import SALIENCY_ABBREVIATIONS
 from sim.types import Observation
 from sim.wrapper import SimulatorWrapper
 
@@ -53,7 +55,11 @@ class EpisodeOutcome:
         interventions: the safety driver's log rows (frame, time_s, cause, offsets, context).
         telemetry: `TRAJECTORY_COLUMNS` -> (T,) arrays.
         hidden: (T, N) float32 neuron activity (the CNN: its last hidden layer), or None.
-        saliency: (K, 78, 200) uint8 VisualBackProp maps of the first K frames, or None.
+        saliency: (K, 78, 200) uint8 maps of the first K frames by the first saliency method, or None.
+        attention: every saliency method's maps of the window, their faithfulness and rank
+            correlations (`drive.eval.attention`), or None without saliency.
+        neuron_types: per column of `hidden`, the neuron's layer (`inter`, `command`, `motor`) for a
+            wired head, or None.
         video: path of the overlay video, if one was written.
         wall_s: wall-clock seconds the episode took (not part of the results).
     """
@@ -66,6 +72,8 @@ class EpisodeOutcome:
     saliency: np.ndarray | None
     video: str | None
     wall_s: float
+    attention: EpisodeAttention | None = None
+    neuron_types: list[str] | None = None
 
 
 class WindowedDriver:
@@ -73,20 +81,27 @@ class WindowedDriver:
     compares that window; it saves ~20 % per step after it) and camera frames kept for the first
     `keep_frames` steps (the video). The neuron activity is the driver's own (`PolicyRunner`: for a
     policy without recurrent state, the CNN, its last hidden layer; see `DrivingPolicy.inspect_step`).
+    The first `capture_frames` steps are kept as `CapturedStep`s (frame, noise, state before the step)
+    for the saliency analysis of every method (`drive.eval.attention`).
 
     Args:
         driver: an `ExpertDriver` or `PolicyRunner`.
         saliency_frames: steps with saliency (0: none).
         keep_frames: steps whose camera image is kept in `frames`.
+        capture_frames: leading steps kept in `captured` (a `PolicyRunner` only).
     """
 
-    def __init__(self, driver: Any, saliency_frames: int = 0, keep_frames: int = 0) -> None:
+    def __init__(
+        self, driver: Any, saliency_frames: int = 0, keep_frames: int = 0, capture_frames: int = 0
+    ) -> None:
         self.driver = driver
         self.name = driver.name
         self.saliency_frames = int(saliency_frames)
         self.keep_frames = int(keep_frames)
+        self.capture_frames = int(capture_frames) if hasattr(driver, "state_array") else 0
         self._method = getattr(driver, "saliency_method", None)
         self.frames: list[np.ndarray] = []
+        self.captured: list[CapturedStep] = []
         self.hidden_state: np.ndarray | None = None
         self.saliency: np.ndarray | None = None
         self._step = 0
@@ -94,12 +109,22 @@ class WindowedDriver:
     def reset(self, seed: int) -> None:
         self.driver.reset(seed)
         self.frames = []
+        self.captured = []
         self._step = 0
 
     def act(self, obs: Observation, info: dict[str, Any]) -> float:
         in_window = self._step < self.saliency_frames
         if self._method is not None:
             self.driver.saliency_method = self._method if in_window else None
+        if self._step < self.capture_frames:
+            noise = getattr(obs, "input_noise", None)
+            self.captured.append(
+                CapturedStep(
+                    np.array(obs.image),
+                    None if noise is None else np.asarray(noise, np.float32).copy(),
+                    self.driver.state_array(),
+                )
+            )
         curvature: float = self.driver.act(obs, info)
         self.saliency = self.driver.saliency if (in_window and self._method is not None) else None
         self.hidden_state = self.driver.hidden_state
@@ -112,22 +137,36 @@ class WindowedDriver:
 def build_driver(
     config: EvalConfig, spec: EpisodeSpec, saliency_frames: int, keep_frames: int
 ) -> WindowedDriver:
-    """The driver of `spec`: the expert, or the checkpoint's policy in a `PolicyRunner`."""
+    """The driver of `spec`: the expert, or the checkpoint's policy in a `PolicyRunner` (engine torch) or
+    its exported graph in an `OnnxRunner` (engine onnx)."""
     from drive.closed_loop.drivers import ExpertDriver, PolicyRunner
 
     if spec.policy == EXPERT:
         return WindowedDriver(ExpertDriver(None), 0, keep_frames)
-    stat = Path(spec.policy).stat()
-    key = (str(Path(spec.policy).resolve()), stat.st_mtime_ns, stat.st_size)  # a rewritten file reloads
+    from drive.eval.engine import engine_model, onnx_runner, parse_engine
+
+    engine = parse_engine(config.engine)
+    if engine.kind == "onnx":  # the parent exported it (`prepare_engine`): a cache hit here
+        onnx = onnx_runner(engine_model(spec.policy, engine.precision), spec.label, config.saliency)
+        return WindowedDriver(onnx, saliency_frames if onnx.saliency_method else 0, keep_frames)
+    policy = cached_policy(spec.policy)
+    method = config.saliency_methods[0] if config.saliency and policy.has_feature_maps else None
+    runner = PolicyRunner(policy, saliency=method, name=spec.label)
+    capture = config.saliency_frames if method else 0
+    return WindowedDriver(runner, saliency_frames if method else 0, keep_frames, capture)
+
+
+def cached_policy(path: str | Path) -> DrivingPolicy:
+    """The policy of checkpoint `path`, loaded once per process (a rewritten file is loaded again)."""
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
     policy = _POLICIES.get(key)
     if policy is None:
         from policies.checkpoint import load_policy
 
-        policy, _ = load_policy(spec.policy)
+        policy, _ = load_policy(path)
         _POLICIES[key] = policy
-    method = "visual_backprop" if config.saliency and policy.has_feature_maps else None
-    runner = PolicyRunner(policy, saliency=method, name=spec.label)
-    return WindowedDriver(runner, saliency_frames if method else 0, keep_frames)
+    return policy
 
 
 def run_job(
@@ -144,22 +183,20 @@ def run_job(
         out_dir: the evaluation's output folder.
         on_steps: called with the number of new steps now and then (progress).
     """
-    import torch
-
     from drive.closed_loop.loop import EpisodeLimits, run_episode
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # identical numerics in a worker and in the serial path
+    # Torch only for the torch engine: a worker of the onnx engine starts without importing it.
+    torch = _torch_if_needed(config)
+    threads = torch.get_num_threads() if torch is not None else 1
+    if torch is not None:
+        torch.set_num_threads(1)  # identical numerics in a worker and in the serial path
     started = time.perf_counter()
     try:
         out = Path(out_dir)
         episode_sim = config.episode_sim(spec.condition)
         keep = config.video_frames if spec.video else 0
         driver = build_driver(config, spec, _saliency_window(config, spec, keep), keep)
-        context = {"policy": spec.label, "condition": spec.condition, "seed": spec.seed}
-        sim = episode_sim.build(
-            safety=config.safety, perturbations=config.episode_perturbations(spec), safety_context=context
-        )
+        sim = _episode_simulator(config, spec, driver)
         # Built with a safety driver (EvalConfig always has one), so `sim` is a wrapper chain; every
         # backend under it has a `track`, which the `Simulator` protocol does not declare.
         backend: Any = cast(SimulatorWrapper, sim).unwrapped
@@ -171,7 +208,12 @@ def run_job(
         record_to = out / "episodes" / spec.episode_id if config.record else None
         meta = episode_sim.meta(
             spec.seed,
-            extra={"driver": spec.label, "policy": spec.policy, "noise_variance": spec.noise_variance},
+            extra={
+                "driver": spec.label,
+                "policy": spec.policy,
+                "noise_variance": spec.noise_variance,
+                "deploy": spec.deploy,
+            },
         )
         progress = _StepReporter(on_steps)
         with sim:
@@ -191,6 +233,7 @@ def run_job(
         video = _write_video(config, spec, out, driver, result, telemetry, hidden) if spec.video else None
         # The report compares the leading window only (a recording keeps every frame's map).
         saliency = result.saliency[: config.saliency_frames] if result.saliency is not None else None
+        attention = _attention(config, spec, driver)
         return EpisodeOutcome(
             spec=spec,
             metrics=result.metrics,
@@ -200,9 +243,58 @@ def run_job(
             saliency=saliency,
             video=video,
             wall_s=time.perf_counter() - started,
+            attention=attention,
+            neuron_types=_neuron_types(driver, hidden),
         )
     finally:
-        torch.set_num_threads(threads)
+        if torch is not None:
+            torch.set_num_threads(threads)
+
+
+def _torch_if_needed(config: EvalConfig) -> Any:
+    """The torch module when `config`'s engine runs PyTorch (or it is already imported), else None."""
+    import sys
+
+    if config.engine == "torch" or "torch" in sys.modules:
+        import torch
+
+        return torch
+    return None
+
+
+def _attention(config: EvalConfig, spec: EpisodeSpec, driver: WindowedDriver) -> EpisodeAttention | None:
+    """Every saliency method's maps of the captured window, their faithfulness and agreement, or None."""
+    if not driver.captured:
+        return None
+    from drive.eval.attention import episode_attention
+
+    return episode_attention(
+        driver.driver.policy, driver.captured, config.saliency_methods, config.faithfulness_frames, spec.seed
+    )
+
+
+def _neuron_types(driver: WindowedDriver, hidden: np.ndarray | None) -> list[str] | None:
+    """Each hidden column's layer name for a wired head (its activity is in neuron-id order), else None."""
+    wiring = getattr(getattr(driver.driver, "policy", None), "wiring", None)
+    if wiring is None or hidden is None or hidden.shape[1] != wiring.units:
+        return None
+    return [str(wiring.neuron_type(i)) for i in range(wiring.units)]
+
+
+def _episode_simulator(config: EvalConfig, spec: EpisodeSpec, driver: WindowedDriver) -> Any:
+    """The episode's wrapped simulator (noise, perturbations, safety driver), and its deployment faults
+    (`spec.deploy`) on it and on `driver.driver`, which is replaced by its `DeploymentDriver`."""
+    from drive.closed_loop.deployment import DeploymentConfig
+    from drive.closed_loop.deployment_wrappers import deploy
+
+    context = {"policy": spec.label, "condition": spec.condition, "seed": spec.seed}
+    sim = config.episode_sim(spec.condition).build(
+        safety=config.safety, perturbations=config.episode_perturbations(spec), safety_context=context
+    )
+    sim, driver.driver = deploy(
+        sim, driver.driver, DeploymentConfig.parse(spec.deploy), config.control_period_s
+    )
+    return sim
 
 
 def _saliency_window(config: EvalConfig, spec: EpisodeSpec, keep_frames: int) -> int:
@@ -233,7 +325,12 @@ def _write_video(
         saliency=result.saliency,
         hidden=hidden,
         intervention_frames=[int(row["frame"]) for row in result.interventions],
-        title=f"{spec.label}  {spec.condition}  noise var {spec.noise_variance:g}  seed {spec.seed}",
+        title=f"{spec.label}  {spec.condition}  noise var {spec.noise_variance:g}  seed {spec.seed}"
+        + (
+            f"  saliency {SALIENCY_ABBREVIATIONS[config.saliency_methods[0]]}"
+            if result.saliency is not None
+            else ""
+        ),
         fps=1.0 / config.control_period_s,
     )
     return str(path.relative_to(out))

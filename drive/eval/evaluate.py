@@ -8,6 +8,9 @@
 Episodes are independent pure functions of (config, spec) and run single-threaded, so a pool of N
 workers returns exactly what the serial loop returns, in plan order. A tqdm bar counts control steps
 over the whole matrix (its total is estimated from the lap length and corrected as episodes finish).
+On CARLA every pool worker holds one server of `sim.servers` (`server_pool`). With the `ray` executor
+the episodes are Ray tasks on a cluster (on CARLA each reserves a node's `carla` resource and drives on
+that node's server), retried when they fail.
 """
 
 from __future__ import annotations
@@ -18,12 +21,19 @@ import queue as queue_module
 import sys
 from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drive.eval.episode import EpisodeOutcome, run_job
 from drive.eval.plan import EXPERT, EpisodeSpec, EvalConfig, eval_track, plan_episodes, policy_labels
+from drive.eval.server_pool import claim_server, on_server, run_on_held_server, servers_of
+
+if TYPE_CHECKING:
+    from drive.executor.config import ExecutorConfig
 
 _QUEUE: Any = None  # a worker's progress queue (set by `_init_worker`)
+
+ESTIMATED_STEPS_PER_S = 200.0
+"""Rough closed-loop steps per second of one worker: the cluster's progress bar counts estimated seconds."""
 
 
 def describe_policies(config: EvalConfig) -> list[dict[str, Any]]:
@@ -78,7 +88,12 @@ def _episode_tracks(episodes: list[str]) -> list[str] | None:
 
 
 def run_episodes(
-    config: EvalConfig, out_dir: str | Path, *, progress: bool = True, specs: list[EpisodeSpec] | None = None
+    config: EvalConfig,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+    specs: list[EpisodeSpec] | None = None,
+    executor: ExecutorConfig | None = None,
 ) -> list[EpisodeOutcome]:
     """Run every episode of the matrix; outcomes in plan order.
 
@@ -87,21 +102,29 @@ def run_episodes(
         out_dir: output folder (videos and recordings go under it).
         progress: show a tqdm bar over control steps.
         specs: run these instead of the whole plan.
+        executor: who runs the episodes; None or kind "local": this machine (`config.workers`).
     """
+    from drive.eval.engine import parse_engine, prepare_engine
     from sim.registry import make_simulator  # noqa: F401  (fail here if the simulator cannot import)
 
     if specs is None:
         specs = plan_episodes(config, resolve_labels(config))
+    # Export once here, before the workers start, so no two processes export the same checkpoint.
+    prepare_engine(parse_engine(config.engine), sorted({s.policy for s in specs}), quiet=not progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     track = eval_track(config)
     estimate = _estimated_frames(config, track.length_m if track is not None else None)
+    if executor is not None and executor.kind == "ray":
+        return _run_ray(config, specs, out, executor, estimate, progress)
     bar = _Progress(len(specs), estimate, progress)
     try:
         if config.workers <= 1 or len(specs) == 1:
             outcomes = []
+            pool = servers_of(config)
+            serial = on_server(config, pool[0] if pool else None)  # CARLA: the pool's first server
             for spec in specs:
-                outcomes.append(run_job(config, spec, out, functools.partial(bar.steps, spec.index)))
+                outcomes.append(run_job(serial, spec, out, functools.partial(bar.steps, spec.index)))
                 bar.finished(outcomes[-1])
         else:
             outcomes = _run_pool(config, specs, out, bar)
@@ -110,13 +133,17 @@ def run_episodes(
     return sorted(outcomes, key=lambda o: o.spec.index)
 
 
-def evaluate(config: EvalConfig, out_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
+def evaluate(
+    config: EvalConfig, out_dir: str | Path, *, progress: bool = True, executor: ExecutorConfig | None = None
+) -> dict[str, Any]:
     """Run the matrix and write the report folder: eval.yaml, metrics.json, report.md, plots/, videos/.
+    `executor`: who runs the episodes (`run_episodes`); the report is the same either way.
 
     Returns:
         The content of metrics.json.
     """
     from common.strict_config import save_config
+    from drive.eval.engine import describe_engine, parse_engine, prepare_engine
     from drive.eval.plots import write_plots
     from drive.eval.report import analyse, write_report
 
@@ -130,9 +157,11 @@ def evaluate(config: EvalConfig, out_dir: str | Path, *, progress: bool = True) 
                 f"warning: {row['label']} trained on the evaluation track {config.track!r}", file=sys.stderr
             )
     specs = plan_episodes(config, [row["label"] for row in policies])
-    outcomes = run_episodes(config, out, progress=progress, specs=specs)
+    outcomes = run_episodes(config, out, progress=progress, specs=specs, executor=executor)
     analysis = analyse(config, outcomes)
     analysis["policies"] = policies
+    engine = parse_engine(config.engine)
+    analysis["engine"] = describe_engine(engine, prepare_engine(engine, config.policies, quiet=True))
     figures = write_plots(config, outcomes, analysis, out / "plots")
     return write_report(config, outcomes, analysis, out, figures=[str(f.relative_to(out)) for f in figures])
 
@@ -142,11 +171,22 @@ def _run_pool(
 ) -> list[EpisodeOutcome]:
     from common.process_pool import WorkerPool
 
-    messages = mp.get_context("spawn").Queue()
+    context = mp.get_context("spawn")
+    messages = context.Queue()
+    workers = min(config.workers, len(specs))
+    servers = None
+    if servers_of(config):  # CARLA: each worker claims one server when it starts and keeps it
+        servers = context.Queue()
+        for server in servers_of(config)[:workers]:
+            servers.put(server)
     outcomes: list[EpisodeOutcome] = []
     # On Ctrl-C (or a failed episode) the pool stops the running episodes: recordings close as aborted.
-    with WorkerPool(min(config.workers, len(specs)), _init_worker, (messages,)) as pool:
-        futures = {pool.submit(run_job, config, spec, out, _queue_sink(spec.index)): spec for spec in specs}
+    init_args = (messages, config.engine == "torch", servers)
+    with WorkerPool(workers, _init_worker, init_args) as pool:
+        futures = {
+            pool.submit(run_on_held_server, config, spec, out, _queue_sink(spec.index)): spec
+            for spec in specs
+        }
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -163,12 +203,51 @@ def _run_pool(
     return outcomes
 
 
-def _init_worker(messages: Any) -> None:
+def _init_worker(messages: Any, uses_torch: bool, servers: Any = None) -> None:
+    """A worker's start: the progress queue, its CARLA server (`sim.servers`: one per worker), and torch
+    (torch engine only: ~1 s of start-up) on 1 thread."""
     global _QUEUE
-    import torch
-
     _QUEUE = messages
-    torch.set_num_threads(1)
+    claim_server(servers)
+    if uses_torch:
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def _run_ray(
+    config: EvalConfig,
+    specs: list[EpisodeSpec],
+    out: Path,
+    executor: ExecutorConfig,
+    frames_each: int,
+    progress: bool,
+) -> list[EpisodeOutcome]:
+    """The episodes as tasks on a Ray cluster (one CPU each; on CARLA also one `carla` resource: the
+    node's own server at `sim.host:sim.port`); a failed episode is retried, then the evaluation fails
+    naming every episode that did not finish."""
+    from drive.executor.config import make_executor
+    from drive.executor.tasks import Resources, Task
+
+    if config.sim.backend == "carla" and config.sim.config.servers:
+        raise ValueError(
+            "sim.servers is the local pool's list; with the ray executor each episode drives on the server "
+            "of the node it runs on (sim.host:sim.port), which declares it with `ray start --resources "
+            "'{\"carla\": 1}'`"
+        )
+    carla = {"carla": 1.0} if config.sim.backend == "carla" else {}
+    resources = Resources(cpus=executor.cpus_per_job, custom=carla)
+    cost_s = frames_each / ESTIMATED_STEPS_PER_S
+    tasks = [
+        Task(s.episode_id, run_job, (config, s, str(out)), (), cost_s, resources, *_shipped(config, s, out))
+        for s in specs
+    ]
+    outcome = make_executor(executor, workers=1, progress=progress, desc="eval").run(tasks)
+    if outcome.failures:
+        failed = "; ".join(f"{key}: {error}" for key, error in outcome.failures.items())
+        raise RuntimeError(f"{len(outcome.failures)} episode(s) failed on the cluster: {failed}")
+    by_key = outcome.results
+    return sorted((by_key[spec.episode_id] for spec in specs), key=lambda o: o.spec.index)
 
 
 class _QueueSink:
@@ -193,6 +272,15 @@ def _drain(messages: Any, bar: _Progress) -> None:
         except queue_module.Empty:
             return
         bar.steps(index, steps)
+
+
+def _shipped(config: EvalConfig, spec: EpisodeSpec, out: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What an episode reads (its checkpoint) and writes (its video, its recording), for a cluster without
+    a shared file system (`executor.artifacts: ship`)."""
+    inputs = () if spec.policy == EXPERT else (str(Path(spec.policy).resolve()),)
+    outputs = [str(out / "videos" / f"{spec.episode_id}.mp4")] if spec.video else []
+    outputs += [str(out / "episodes" / spec.episode_id)] if config.record else []
+    return inputs, tuple(outputs)
 
 
 def _estimated_frames(config: EvalConfig, track_length_m: float | None) -> int:

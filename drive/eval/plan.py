@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from perception.saliency_methods import check_methods
 from sim.perturbations import check_specs, gaussian_spec
 from sim.registry import SimSpec
 from sim.safety_driver import SafetyDriverConfig
@@ -47,10 +48,17 @@ class EvalConfig:
             plus 60 s (a cap for a car that stops making progress).
         track: the held-out track (a preset or "seed-<n>"; with CARLA also a town such as "Town01" or an
             .xodr file, see `CarlaConfig.track`).
-        workers: parallel worker processes (spawned, torch single-threaded); 1 runs in this process; must
-            be 1 with CARLA (one client ticks the server in synchronous mode).
-        saliency: compute VisualBackProp saliency (needed for the SSIM table and the video overlay).
+        workers: parallel worker processes (spawned, torch single-threaded); 1 runs in this process; with
+            CARLA at most the number of servers in `sim.servers` (each worker holds one server: one client
+            ticks a server in synchronous mode).
+        saliency: compute saliency (needed for the SSIM, faithfulness and neuron-map sections and the
+            video overlay).
+        saliency_methods: which methods (`perception.saliency_methods.SALIENCY_METHODS`: visual_backprop,
+            grad_cam, integrated_gradients); the first one is drawn in the videos and kept in recordings,
+            every one gets SSIM, faithfulness and rank-correlation figures over the saliency window.
         saliency_frames: leading frames whose saliency is kept and compared (the paper: 200).
+        faithfulness_frames: frames of the saliency window (evenly spaced) that get the deletion /
+            insertion test (perception.faithfulness), per method (at most the window's frames); 0: no test.
         videos: overlay videos per policy (not the expert: it has no saliency or neurons): its first
             `videos` episodes in (seed, condition, noise) order, i.e. with `videos` = number of noise
             levels, one per noise level of the first seed and condition. Noisy videos are large (mp4v
@@ -60,6 +68,13 @@ class EvalConfig:
         perturbations: further camera perturbations by name (`sim.perturbations.wrap`), outside the
             Gaussian noise, e.g. `[{"name": "blur", "sigma_px": 1.5}]`.
         safety: the safety driver's triggers and response.
+        deploy: deployment settings swept like the noise levels (`drive.closed_loop.deployment`), e.g.
+            `["none", "drop=0.2,burst=2,jitter=0.5", "drop=0.2,burst=2,jitter=0.5,elapsed=period"]`; each
+            episode runs under one of them (frame drops, timing jitter, latency, camera blur/exposure).
+        engine: what runs the policies (`drive.eval.engine`): "torch" (PyTorch eager), or "onnx",
+            "onnx:int8", "onnx:fp16": each checkpoint exported (cached by its digest) and driven by the
+            onboard runtime, the graph the car runs. Not with noise_space "standardized" (the graph
+            takes raw frames); Grad-CAM stays a torch-engine feature.
     """
 
     sim: SimSpec = field(default_factory=SimSpec)
@@ -74,17 +89,28 @@ class EvalConfig:
     track: str = "forest"
     workers: int = 1
     saliency: bool = False
+    saliency_methods: list[str] = field(default_factory=lambda: ["visual_backprop"])
     saliency_frames: int = 200
+    faithfulness_frames: int = 10
     videos: int = 0
     video_s: float = 20.0
     record: bool = False
     perturbations: list[dict[str, Any]] = field(default_factory=list)
     safety: SafetyDriverConfig = field(default_factory=SafetyDriverConfig)
+    deploy: list[str] = field(default_factory=lambda: ["none"])
+    engine: str = "torch"
 
     def __post_init__(self) -> None:
         if not self.policies:
             raise ValueError("policies: give at least one checkpoint (or 'expert')")
-        for name in ("noise", "conditions", "seeds"):
+        from drive.closed_loop.deployment import DeploymentConfig
+
+        # Canonical labels: `drop=0.20` and `drop=0.2` are one setting; a bad key fails here, named.
+        try:
+            object.__setattr__(self, "deploy", [DeploymentConfig.parse(d).label for d in self.deploy])
+        except ValueError as exc:
+            raise ValueError(f"deploy: {exc}") from None
+        for name in ("noise", "conditions", "seeds", "deploy"):
             values = getattr(self, name)
             if not values:
                 raise ValueError(f"{name}: give at least one value")
@@ -104,14 +130,31 @@ class EvalConfig:
             raise ValueError(f"max_time_s must be > 0 or None, got {self.max_time_s}")
         if self.workers < 1:
             raise ValueError(f"workers must be ≥ 1, got {self.workers}")
-        if self.sim.backend == "carla" and self.workers != 1:
-            raise ValueError(
-                f"workers must be 1 with sim 'carla' (one client ticks the server in synchronous mode), "
-                f"got {self.workers}"
-            )
+        if self.sim.backend == "carla":
+            servers = len(self.sim.config.servers) or 1
+            if self.workers > servers:
+                raise ValueError(
+                    f"workers {self.workers} with sim 'carla' needs as many CARLA servers (one synchronous "
+                    f"client per server), got {servers}: list them in sim.servers: [host:port, ...]"
+                )
         check_specs(self.perturbations)  # an unknown name or parameter fails here, named
+        from drive.eval.engine import parse_engine
+
+        engine = parse_engine(self.engine)  # names the accepted engines
+        object.__setattr__(self, "engine", engine.name)  # canonical: "onnx" -> "onnx:fp32"
+        if engine.kind == "onnx" and self.noise_space == "standardized":
+            raise ValueError(
+                f"engine {engine.name!r}: noise_space 'standardized' adds noise inside the network input, "
+                "which the exported graph (raw frames in) cannot take; use engine 'torch' or noise_space "
+                "'pixel'"
+            )
         if self.saliency_frames < 1:
             raise ValueError(f"saliency_frames must be ≥ 1, got {self.saliency_frames}")
+        if not self.saliency_methods:
+            raise ValueError("saliency_methods: give at least one method")
+        check_methods(self.saliency_methods)  # named here, not in a worker
+        if self.faithfulness_frames < 0:
+            raise ValueError(f"faithfulness_frames must be ≥ 0, got {self.faithfulness_frames}")
         if self.videos < 0 or not self.video_s > 0:
             raise ValueError(f"videos must be ≥ 0 and video_s > 0, got {self.videos}, {self.video_s}")
         # Fail now, not in a worker: every condition and the track must build a simulator config.
@@ -185,6 +228,7 @@ class EpisodeSpec:
         noise_variance: σ² of the Gaussian image noise.
         seed: episode seed.
         video: write an overlay video of this episode.
+        deploy: the deployment setting's label (`drive.closed_loop.deployment`), "none" without faults.
     """
 
     index: int
@@ -194,11 +238,15 @@ class EpisodeSpec:
     noise_variance: float
     seed: int
     video: bool = False
+    deploy: str = "none"
 
     @property
     def episode_id(self) -> str:
-        """A file-system-safe name, e.g. `ncp-ltc_summer_noise0.1_seed2`."""
+        """A file-system-safe name, e.g. `ncp-ltc_summer_noise0.1_seed2` (plus `_drop=0.2` and so on
+        under a deployment setting)."""
         raw = f"{self.label}_{self.condition}_noise{self.noise_variance:g}_seed{self.seed}"
+        if self.deploy != "none":
+            raw += "_" + self.deploy.replace(",", "_")
         return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)
 
 
@@ -224,7 +272,7 @@ def plan_episodes(config: EvalConfig, labels: list[str]) -> list[EpisodeSpec]:
     """Every episode of the matrix, policy by policy, then condition, noise level, seed.
 
     Videos go to each policy's first `config.videos` episodes in (seed, condition, noise) order (none
-    to the expert).
+    to the expert), in the first deployment setting. Deployment settings vary slowest within a policy.
     """
     specs: list[EpisodeSpec] = []
     for policy, label in zip(config.policies, labels):
@@ -238,18 +286,20 @@ def plan_episodes(config: EvalConfig, labels: list[str]) -> list[EpisodeSpec]:
             key=lambda k: (config.seeds.index(k[0]), k[1], k[2]),
         )
         with_video = set(video_order[: config.videos]) if policy != EXPERT else set()
-        for ci, condition in enumerate(config.conditions):
-            for ni, noise in enumerate(config.noise):
-                for seed in config.seeds:
-                    specs.append(
-                        EpisodeSpec(
-                            index=len(specs),
-                            policy=policy,
-                            label=label,
-                            condition=condition,
-                            noise_variance=float(noise),
-                            seed=int(seed),
-                            video=(seed, ci, ni) in with_video,
+        for di, deploy in enumerate(config.deploy):
+            for ci, condition in enumerate(config.conditions):
+                for ni, noise in enumerate(config.noise):
+                    for seed in config.seeds:
+                        specs.append(
+                            EpisodeSpec(
+                                index=len(specs),
+                                policy=policy,
+                                label=label,
+                                condition=condition,
+                                noise_variance=float(noise),
+                                seed=int(seed),
+                                video=di == 0 and (seed, ci, ni) in with_video,
+                                deploy=deploy,
+                            )
                         )
-                    )
     return specs

@@ -7,7 +7,8 @@
   seed), coloured by the hidden state's PC1 (the paper's Fig. 6), interventions marked (only on an
   embedded track: a CARLA town's map is not known here);
 - `neurons_<policy>.png`: neuron activity over time in the clean drive with the curvature on top;
-- `lipschitz.png`: per-neuron max local Lipschitz constants of the clean drives, per policy.
+- `lipschitz.png`: per-neuron max local Lipschitz constants of the clean drives, per policy;
+- `attention_<policy>.png`, `neuron_map_<policy>.png`: see drive.eval.attention_plots.
 """
 
 from __future__ import annotations
@@ -52,9 +53,27 @@ def write_plots(
         clean = _first(mine, config, min(config.noise))
         if clean is not None and clean.hidden is not None:
             paths.append(plot_neuron_traces(clean, out / f"neurons_{_safe(label)}.png"))
+        paths += _attention_plots(config, track, mine, clean, out, label)
     if analysis.get("lipschitz"):
         paths.append(plot_lipschitz(config, analysis, out / "lipschitz.png"))
     return paths
+
+
+def _attention_plots(
+    config: EvalConfig,
+    track: Track | None,
+    mine: list[EpisodeOutcome],
+    clean: EpisodeOutcome | None,
+    out: Path,
+    label: str,
+) -> list[Path]:
+    """The policy's maps figure and, on an embedded track, its neuron map (drive.eval.attention_plots)."""
+    from drive.eval.attention_plots import plot_attention_maps, plot_neuron_map
+
+    drawn = [plot_attention_maps(config, mine, out / f"attention_{_safe(label)}.png")]
+    if track is not None and clean is not None:
+        drawn.append(plot_neuron_map(config, track, clean, out / f"neuron_map_{_safe(label)}.png"))
+    return [p for p in drawn if p is not None]
 
 
 def plot_metric_vs_noise(

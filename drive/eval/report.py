@@ -18,9 +18,16 @@ from typing import Any
 
 import numpy as np
 
+from drive.eval.attention_report import attention_figures, attention_sections
+from drive.eval.deploy_report import aggregate_deploy, deploy_section
+from drive.eval.engine import engine_lines
 from drive.eval.episode import EpisodeOutcome
 from drive.eval.interpret import max_lipschitz, pca, saliency_ssim
 from drive.eval.plan import EvalConfig, eval_track
+from drive.eval.report_tables import episode_table, metric_table
+from drive.eval.report_tables import format_stat as format_stat
+from drive.eval.report_tables import noise_key as noise_key
+from perception.saliency_methods import SALIENCY_ABBREVIATIONS
 
 ALL = "all"
 """Key of the aggregate pooled over conditions."""
@@ -38,11 +45,6 @@ AGGREGATED = (
     "ssim",
 )
 """Per-episode figures that are aggregated (mean ± sd)."""
-
-
-def noise_key(variance: float) -> str:
-    """JSON key of a noise level: `0`, `0.1`, ..."""
-    return f"{variance:g}"
 
 
 def episode_analysis(
@@ -72,6 +74,7 @@ def episode_analysis(
         per_frame = saliency_ssim(clean.saliency, outcome.saliency, config.saliency_frames)
         figures["ssim"] = float(per_frame.mean())
         figures["ssim_frames"] = int(len(per_frame))
+    figures.update(attention_figures(config, outcome, clean))
     return figures
 
 
@@ -83,12 +86,16 @@ def analyse(config: EvalConfig, outcomes: list[EpisodeOutcome]) -> dict[str, Any
          "lipschitz": {label: {noise: per-neuron max over the episodes}}, "timing": {...}}
     """
     clean = {
-        (o.spec.label, o.spec.condition, o.spec.seed): o for o in outcomes if o.spec.noise_variance == 0.0
+        (o.spec.label, o.spec.condition, o.spec.seed, o.spec.deploy): o
+        for o in outcomes
+        if o.spec.noise_variance == 0.0
     }
     episodes = []
     for outcome in outcomes:
         spec = outcome.spec
-        figures = episode_analysis(config, outcome, clean.get((spec.label, spec.condition, spec.seed)))
+        figures = episode_analysis(
+            config, outcome, clean.get((spec.label, spec.condition, spec.seed, spec.deploy))
+        )
         episodes.append(
             {
                 "id": spec.episode_id,
@@ -97,6 +104,7 @@ def analyse(config: EvalConfig, outcomes: list[EpisodeOutcome]) -> dict[str, Any
                 "condition": spec.condition,
                 "noise_variance": spec.noise_variance,
                 "seed": spec.seed,
+                "deploy": spec.deploy,
                 "metrics": outcome.metrics,
                 **figures,
                 "interventions": outcome.interventions,
@@ -108,6 +116,7 @@ def analyse(config: EvalConfig, outcomes: list[EpisodeOutcome]) -> dict[str, Any
     return {
         "episodes": episodes,
         "aggregate": aggregate(config, episodes),
+        "deploy": aggregate_deploy(config, episodes, AGGREGATED),
         "lipschitz": _lipschitz_by_policy(config, episodes),
         "timing": {
             "episode_wall_s": wall_s,
@@ -118,7 +127,9 @@ def analyse(config: EvalConfig, outcomes: list[EpisodeOutcome]) -> dict[str, Any
 
 
 def aggregate(config: EvalConfig, episodes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean ± sd of `AGGREGATED` per policy, per condition (and pooled as "all"), per noise level."""
+    """Mean ± sd of `AGGREGATED` per policy, per condition (and pooled as "all"), per noise level, in
+    the first deployment setting (`aggregate_deploy` compares the settings)."""
+    episodes = [e for e in episodes if e.get("deploy", "none") == config.deploy[0]]
     table: dict[str, Any] = {}
     labels = list(dict.fromkeys(e["label"] for e in episodes))
     for label in labels:
@@ -173,13 +184,15 @@ def render_markdown(config: EvalConfig, analysis: dict[str, Any], figures: Seque
     agg = analysis["aggregate"]
     lines = _setup_lines(config, analysis, list(agg))
     lines += _metric_sections(config, agg)
+    lines += deploy_section(config, analysis.get("deploy", {}))
     lines += _analysis_sections(config, analysis)
+    lines += attention_sections(config, analysis, figures)
     if figures:
         lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures]
     videos = [e["video"] for e in analysis["episodes"] if e["video"]]
     if videos:
         lines += ["", "## Videos", ""] + [f"- [{Path(v).stem}]({v})" for v in videos]
-    lines += ["", "## Episodes", ""] + _episode_table(analysis["episodes"])
+    lines += ["", "## Episodes", ""] + episode_table(analysis["episodes"])
     timing = analysis["timing"]
     if timing["steps_per_s"]:
         lines += [
@@ -227,6 +240,7 @@ def _setup_lines(config: EvalConfig, analysis: dict[str, Any], labels: list[str]
         + (f"; further perturbations: {config.perturbations}" if config.perturbations else "")
         + ".",
         "",
+        *engine_lines(analysis.get("engine")),
         "Policies:",
         "",
         *_policy_lines(analysis.get("policies"), labels, config),
@@ -241,16 +255,16 @@ def _metric_sections(config: EvalConfig, agg: dict[str, Any]) -> list[str]:
         if len(config.conditions) > 1:
             title = "all conditions (over conditions × seeds)" if condition == ALL else condition
             lines += [f"**{title}**", ""]
-        lines += _metric_table(config, agg, condition, "interventions", "{:.2f}") + [""]
-    lines += ["## Interventions per km", ""] + _metric_table(
+        lines += metric_table(config, agg, condition, "interventions", "{:.2f}") + [""]
+    lines += ["## Interventions per km", ""] + metric_table(
         config, agg, ALL, "interventions_per_km", "{:.2f}"
     )
     lines += ["", "## Autonomy % (PilotNet: 1 − interventions · 6 s / elapsed time)", ""]
-    lines += _metric_table(config, agg, ALL, "autonomy_pct", "{:.1f}")
+    lines += metric_table(config, agg, ALL, "autonomy_pct", "{:.1f}")
     lines += ["", "## Mean |lateral offset| while the policy drives, m", ""]
-    lines += _metric_table(config, agg, ALL, "mean_abs_offset_m", "{:.3f}")
+    lines += metric_table(config, agg, ALL, "mean_abs_offset_m", "{:.3f}")
     lines += ["", "## Steering smoothness: RMS curvature rate while the policy drives, 1/m/s", ""]
-    lines += _metric_table(config, agg, ALL, "rms_curvature_rate_1pm_per_s", "{:.4f}")
+    lines += metric_table(config, agg, ALL, "rms_curvature_rate_1pm_per_s", "{:.4f}")
     return lines
 
 
@@ -261,14 +275,15 @@ def _analysis_sections(config: EvalConfig, analysis: dict[str, Any]) -> list[str
     if any(e["ssim"] is not None for e in analysis["episodes"]):
         lines += [
             "",
-            f"## Saliency SSIM, clean vs noisy (VisualBackProp, first {config.saliency_frames} frames, "
+            f"## Saliency SSIM, clean vs noisy ({SALIENCY_ABBREVIATIONS[config.saliency_methods[0]]}, first "
+            f"{config.saliency_frames} frames, "
             "paired by frame index, same seed)",
             "",
         ]
-        lines += _metric_table(config, agg, ALL, "ssim", "{:.3f}", skip_clean=True)
+        lines += metric_table(config, agg, ALL, "ssim", "{:.3f}", skip_clean=True)
     if any(e["pc1_explained"] is not None for e in analysis["episodes"]):
         lines += ["", "## PC1 explained variance of the hidden activity (the CNN: its last hidden layer)", ""]
-        lines += _metric_table(config, agg, ALL, "pc1_explained", "{:.1%}")
+        lines += metric_table(config, agg, ALL, "pc1_explained", "{:.1%}")
     if analysis["lipschitz"]:
         lines += ["", "## Max local Lipschitz constant per neuron, max_t |x(t+1) − x(t)| (clean drives)", ""]
         lines += ["| policy | neurons | median | max |", "|---|---|---|---|"]
@@ -299,49 +314,6 @@ def _policy_lines(policies: list[dict[str, Any]] | None, labels: list[str], conf
     return lines
 
 
-def _metric_table(
-    config: EvalConfig, agg: dict[str, Any], condition: str, metric: str, fmt: str, skip_clean: bool = False
-) -> list[str]:
-    noises = [n for n in config.noise if not (skip_clean and n == 0.0)]
-    lines = [
-        "| policy | " + " | ".join(f"σ² = {n:g}" for n in noises) + " |",
-        "|---" * (len(noises) + 1) + "|",
-    ]
-    for label, by_condition in agg.items():
-        cells = [format_stat(by_condition[condition][noise_key(n)][metric], fmt) for n in noises]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def format_stat(stat: dict[str, Any], fmt: str = "{:.2f}") -> str:
-    """`mean ± sd`, `mean` for a single value, `—` when there is none."""
-    if stat["mean"] is None:
-        return "—"
-    text = fmt.format(stat["mean"])
-    if stat["sd"] is not None:
-        text += " ± " + fmt.format(stat["sd"])
-    return text
-
-
-def _episode_table(episodes: list[dict[str, Any]]) -> list[str]:
-    head = (
-        "| episode | interventions | per km | autonomy % | mean \\|offset\\| m | max \\|offset\\| m | "
-        "RMS κ rate | distance m | laps | PC1 | SSIM |"
-    )
-    lines = [head, "|---" * 11 + "|"]
-    for e in episodes:
-        m = e["metrics"]
-        pc1 = f"{e['pc1_explained']:.1%}" if e["pc1_explained"] is not None else "—"
-        ssim_text = f"{e['ssim']:.3f}" if e["ssim"] is not None else "—"
-        lines.append(
-            f"| {e['id']} | {m['interventions']} | {_num(m['interventions_per_km'], '{:.2f}')} | "
-            f"{m['autonomy_pct']:.1f} | {_num(m['mean_abs_offset_m'], '{:.3f}')} | "
-            f"{_num(m['max_abs_offset_m'], '{:.3f}')} | {m['rms_curvature_rate_1pm_per_s']:.4f} | "
-            f"{m['distance_m']:.0f} | {m['laps']} | {pc1} | {ssim_text} |"
-        )
-    return lines
-
-
 def _episode_limit_text(config: EvalConfig) -> str:
     parts = []
     if config.laps is not None:
@@ -369,10 +341,6 @@ def _lipschitz_by_policy(config: EvalConfig, episodes: list[dict[str, Any]]) -> 
         prev = by_noise.get(key)
         by_noise[key] = e["lipschitz"] if prev is None else [max(a, b) for a, b in zip(prev, e["lipschitz"])]
     return out
-
-
-def _num(value: float, fmt: str) -> str:
-    return fmt.format(value) if value is not None and math.isfinite(value) else "—"
 
 
 def _jsonable(value: Any) -> Any:

@@ -17,8 +17,10 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from drive.export.graphs import CONTROL_PERIOD_S
 from drive.onboard.contract import (
     CURVATURE_OUTPUT,
+    ELAPSED_INPUT,
     FEATURES_INPUT,
     FEATURES_OUTPUT,
     IMAGE_INPUT,
@@ -27,8 +29,9 @@ from drive.onboard.contract import (
 )
 from policies.driving_policy import DrivingPolicy
 
-OnnxStep = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-"""One graph call: (image (1, H, W, 3) uint8, state (1, N) float32) -> (curvature (1,), next state)."""
+OnnxStep = Callable[..., tuple[np.ndarray, np.ndarray]]
+"""One graph call: (image (1, H, W, 3) uint8, state (1, N) float32[, elapsed_s float, s]) -> (curvature
+(1,), next state). The elapsed time reaches a graph with an `elapsed_s` input (default: one period)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,19 @@ def recorded_frames(path: str | Path, steps: int, height: int, width: int, start
     return frames
 
 
+def parity_frames(
+    policy: DrivingPolicy, steps: int, frames_dir: str | Path | None = None, start: int = 0
+) -> tuple[np.ndarray, str]:
+    """The parity sequence: `steps` frames of a recording, or synthetic ones; and its source label."""
+    if steps < 1:
+        raise ValueError(f"parity steps must be >= 1, got {steps}")
+    height, width = policy.config.camera_height, policy.config.camera_width
+    if frames_dir is None:
+        return synthetic_frames(steps, height, width), "synthetic"
+    frames = recorded_frames(frames_dir, steps, height, width, start)
+    return frames, f"recording:{frames_dir}[{start}:{start + steps}]"
+
+
 def calibration_frames(
     path: str | Path | None, count: int, height: int, width: int, skip: int = 0
 ) -> tuple[np.ndarray, str]:
@@ -153,27 +169,52 @@ def calibration_frames(
     return frames, f"recording:{path}, {len(picks)} of frames {first}..{total}{overlap}"
 
 
-def torch_rollout(policy: DrivingPolicy, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """PyTorch's curvatures (T,) and states (T, state_size) over `frames`, batch 1, zero initial state."""
+def torch_rollout(
+    policy: DrivingPolicy, frames: np.ndarray, elapsed_s: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch's curvatures (T,) and states (T, state_size) over `frames`, batch 1, zero initial state.
+
+    Args:
+        policy: the policy.
+        frames: (T, H, W, 3) uint8.
+        elapsed_s: (T,) seconds before each frame, or None for one period each.
+    """
     curvatures, states = [], []
     with torch.no_grad():
         state = policy.initial_state(1)
-        for frame in frames:
-            curvature, state = policy.step(torch.from_numpy(frame[None]), state)
+        for t, frame in enumerate(frames):
+            periods = (
+                1.0 if elapsed_s is None else float(np.float32(elapsed_s[t]) / np.float32(CONTROL_PERIOD_S))
+            )
+            curvature, state = policy.step(torch.from_numpy(frame[None]), state, periods)
             curvatures.append(float(curvature[0]))
             states.append(state[0].numpy().copy())
     return np.asarray(curvatures, np.float64), np.asarray(states, np.float32).reshape(len(frames), -1)
 
 
-def onnx_rollout(step: OnnxStep, frames: np.ndarray, state_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """A graph's curvatures (T,) and states (T, state_size) over `frames`, zero initial state."""
+def onnx_rollout(
+    step: OnnxStep, frames: np.ndarray, state_size: int, elapsed_s: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A graph's curvatures (T,) and states (T, state_size) over `frames`, zero initial state; `elapsed_s`
+    (T,) seconds before each frame, or None for one period each (`torch_rollout`)."""
     state = np.zeros((1, state_size), np.float32)
     curvatures, states = [], []
-    for frame in frames:
-        curvature, state = step(np.ascontiguousarray(frame[None]), state)
+    for t, frame in enumerate(frames):
+        image = np.ascontiguousarray(frame[None])
+        if elapsed_s is None:
+            curvature, state = step(image, state)
+        else:
+            curvature, state = step(image, state, float(elapsed_s[t]))
         curvatures.append(float(np.asarray(curvature).reshape(-1)[0]))
         states.append(np.asarray(state, np.float32)[0].copy())
     return np.asarray(curvatures, np.float64), np.asarray(states, np.float32).reshape(len(frames), -1)
+
+
+def irregular_elapsed_s(steps: int, seed: int = 0) -> np.ndarray:
+    """(steps,) float32 elapsed times drawn uniformly in [0.5, 3] control periods, s: the irregular
+    frame timing the elapsed-time parity check drives with (dropped frames, jitter)."""
+    periods = np.random.default_rng(seed).uniform(0.5, 3.0, steps)
+    return (periods * CONTROL_PERIOD_S).astype(np.float32)
 
 
 def compare_rollouts(
@@ -209,11 +250,25 @@ def session(model: onnx.ModelProto) -> ort.InferenceSession:
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
+def _elapsed_feed(model: onnx.ModelProto, elapsed_s: float) -> dict[str, np.ndarray]:
+    """{elapsed_s: (1, 1) float32} for a graph with the elapsed input, {} for one without."""
+    if ELAPSED_INPUT not in {i.name for i in model.graph.input}:
+        return {}
+    return {ELAPSED_INPUT: np.full((1, 1), elapsed_s, np.float32)}
+
+
 def full_step(model: onnx.ModelProto) -> OnnxStep:
     """An `OnnxStep` calling a full graph."""
     sess = session(model)
     names = [CURVATURE_OUTPUT, STATE_OUTPUT]
-    return lambda image, state: tuple(sess.run(names, {IMAGE_INPUT: image, STATE_INPUT: state}))
+
+    def step(
+        image: np.ndarray, state: np.ndarray, elapsed_s: float = CONTROL_PERIOD_S
+    ) -> tuple[np.ndarray, np.ndarray]:
+        feeds = {IMAGE_INPUT: image, STATE_INPUT: state, **_elapsed_feed(model, elapsed_s)}
+        return tuple(sess.run(names, feeds))
+
+    return step
 
 
 def split_step(vision: onnx.ModelProto, policy: onnx.ModelProto) -> OnnxStep:
@@ -221,8 +276,11 @@ def split_step(vision: onnx.ModelProto, policy: onnx.ModelProto) -> OnnxStep:
     vision_sess, policy_sess = session(vision), session(policy)
     names = [CURVATURE_OUTPUT, STATE_OUTPUT]
 
-    def step(image: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def step(
+        image: np.ndarray, state: np.ndarray, elapsed_s: float = CONTROL_PERIOD_S
+    ) -> tuple[np.ndarray, np.ndarray]:
         (features,) = vision_sess.run([FEATURES_OUTPUT], {IMAGE_INPUT: image})
-        return tuple(policy_sess.run(names, {FEATURES_INPUT: features, STATE_INPUT: state}))
+        feeds = {FEATURES_INPUT: features, STATE_INPUT: state, **_elapsed_feed(policy, elapsed_s)}
+        return tuple(policy_sess.run(names, feeds))
 
     return step

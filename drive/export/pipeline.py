@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,12 +37,15 @@ import onnx
 import torch
 
 from drive import __version__
+from drive.export.elapsed import elapsed_metadata, irregular_parity, with_elapsed
 from drive.export.graphs import (
     OPSET,
     STEP_ELAPSED_PERIODS,
+    DiagnosticsGraph,
     OneStepGraph,
     PolicyGraph,
     VisionGraph,
+    diagnostics_output_names,
     graph_state_size,
     to_onnx,
     with_metadata,
@@ -53,11 +56,15 @@ from drive.export.parity import (
     compare_rollouts,
     full_step,
     onnx_rollout,
-    recorded_frames,
+    parity_frames,
     split_step,
-    synthetic_frames,
     torch_rollout,
 )
+
+# Re-exported: callers import the tolerance and the result types from the pipeline.
+from drive.export.result import PARITY_TOLERANCE_1PM as PARITY_TOLERANCE_1PM
+from drive.export.result import ExportError as ExportError
+from drive.export.result import ExportResult as ExportResult
 from drive.onboard.contract import (
     CURVATURE_OUTPUT,
     CURVATURE_UNITS,
@@ -72,58 +79,8 @@ from drive.onboard.contract import (
 )
 from policies.driving_policy import DrivingPolicy
 
-PARITY_TOLERANCE_1PM = 1e-4
-"""Max |curvature difference| allowed between PyTorch and the fp32 graph over the parity sequence, 1/m."""
 CONTROL_RATE_HZ = 20.0
 """The control rate the graph steps at (one call per period; the LTC's elapsed time is 1 period)."""
-
-
-class ExportError(ValueError):
-    """The export failed a check (parity, onnx.checker); nothing was written."""
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    """What an export wrote and how close it is to PyTorch.
-
-    Attributes:
-        paths: written files by role: "full", and "vision"/"policy" (split), "fp16", "int8".
-        parity: PyTorch vs the fp32 full graph.
-        tolerance_1pm: the bound the fp32 graphs were held to, 1/m.
-        split_parity: PyTorch vs the vision graph chained into the policy graph (split only).
-        variants: PyTorch fp32 vs each reduced-precision variant ("fp16", "int8"): its accuracy cost.
-        metadata: the full graph's metadata_props.
-        int8_calibration: the frames the int8 variant was calibrated on ("" without one).
-    """
-
-    paths: dict[str, Path]
-    parity: ParityResult
-    tolerance_1pm: float = PARITY_TOLERANCE_1PM
-    split_parity: ParityResult | None = None
-    variants: dict[str, ParityResult] = field(default_factory=dict)
-    metadata: dict[str, str] = field(default_factory=dict)
-    int8_calibration: str = ""
-
-    def summary(self) -> str:
-        """Human-readable lines: files, parity, variant costs."""
-        p = self.parity
-        lines = [
-            f"parity ({p.source}, {p.steps} steps): max |dcurvature| {p.max_abs_diff_1pm:.3g} 1/m "
-            f"(tolerance {self.tolerance_1pm:g}), rms {p.rms_diff_1pm:.3g}, max |dstate| "
-            f"{p.max_state_diff:.3g}; curvature rms {p.curvature_rms_1pm:.3g} 1/m"
-        ]
-        if self.split_parity is not None:
-            lines.append(f"split parity: max |dcurvature| {self.split_parity.max_abs_diff_1pm:.3g} 1/m")
-        for name, cost in self.variants.items():
-            relative = 100 * cost.rms_diff_1pm / max(cost.curvature_rms_1pm, 1e-12)
-            lines.append(
-                f"{name} accuracy cost: max |dcurvature| {cost.max_abs_diff_1pm:.3g} 1/m, rms "
-                f"{cost.rms_diff_1pm:.3g} 1/m ({relative:.2g}% of the curvature rms)"
-            )
-        if self.int8_calibration:
-            lines.append(f"int8 calibrated on: {self.int8_calibration}")
-        lines += [f"wrote {role}: {path}" for role, path in self.paths.items()]
-        return "\n".join(lines)
 
 
 def config_digest(config: dict[str, Any] | None) -> str:
@@ -156,6 +113,7 @@ def policy_metadata(
         ),
         MetaKey.CONTROL_RATE_HZ: repr(CONTROL_RATE_HZ),
         MetaKey.STEP_ELAPSED_PERIODS: repr(STEP_ELAPSED_PERIODS),
+        **elapsed_metadata(policy, CONTROL_RATE_HZ),
         MetaKey.CURVATURE_UNITS: CURVATURE_UNITS,
         MetaKey.WIRING_DIGEST: wiring.digest() if wiring is not None else "none",
         MetaKey.TRAIN_CONFIG_DIGEST: config_digest(train_config),
@@ -170,19 +128,6 @@ def policy_metadata(
         MetaKey.PRECISION: "fp32",
         MetaKey.EXPORTER: f"liquid-drive {__version__}, torch {torch.__version__}, opset {OPSET}",
     }
-
-
-def parity_frames(
-    policy: DrivingPolicy, steps: int, frames_dir: str | Path | None = None, start: int = 0
-) -> tuple[np.ndarray, str]:
-    """The parity sequence: `steps` frames of a recording, or synthetic ones; and its source label."""
-    if steps < 1:
-        raise ValueError(f"parity steps must be >= 1, got {steps}")
-    height, width = policy.config.camera_height, policy.config.camera_width
-    if frames_dir is None:
-        return synthetic_frames(steps, height, width), "synthetic"
-    frames = recorded_frames(frames_dir, steps, height, width, start)
-    return frames, f"recording:{frames_dir}[{start}:{start + steps}]"
 
 
 def _atomic_save(model: onnx.ModelProto, path: Path) -> None:
@@ -229,6 +174,7 @@ def export_policy(
     calibration_count: int = 256,
     tolerance_1pm: float = PARITY_TOLERANCE_1PM,
     optimize: bool = True,
+    diagnostics: bool = False,
 ) -> ExportResult:
     """Export `policy` to `out` (and its split / reduced-precision siblings), after the parity check.
 
@@ -247,6 +193,8 @@ def export_policy(
         calibration_count: frames the int8 variant's activation ranges are calibrated on.
         tolerance_1pm: the fp32 parity bound, 1/m.
         optimize: fold constants and fuse Pads into Convs at export (`drive.export.optimize`).
+        diagnostics: the full graph is `graphs.DiagnosticsGraph` (extra outputs for the evaluation's
+            onnx engine, named in the metadata's `diagnostic_outputs`); not with `split`.
 
     Returns:
         The files written, the parity and the variants' accuracy costs.
@@ -263,16 +211,12 @@ def export_policy(
     image = torch.from_numpy(frames[:1].copy())
     state = torch.zeros(1, n)
     metadata = policy_metadata(module, train_config, train_step)
-    doc = (
-        f"liquid-drive {module.config.name}: one control step, image + state -> curvature (1/m) + next_state"
-    )
-
-    io_names = [IMAGE_INPUT, STATE_INPUT], [CURVATURE_OUTPUT, STATE_OUTPUT]
-    full = to_onnx(OneStepGraph(module), (image, state), *io_names, optimize=optimize)
+    full, doc = _full_graph(module, (image, state), metadata, diagnostics, optimize, split)
     full = with_metadata(full, metadata, doc)
     reference = torch_rollout(module, frames)
     parity = compare_rollouts(reference, onnx_rollout(full_step(full), frames, n), source, module.state_size)
-    _check_parity(parity, f"export of {module.config.name} to {out}", tolerance_1pm)
+    for result in [parity, *irregular_parity(module, full, frames, source)]:  # the 2nd: elapsed input only
+        _check_parity(result, f"export of {module.config.name} to {out}", tolerance_1pm)
     metadata.update(_parity_keys(parity, tolerance_1pm))
     to_write = {"full": (out, with_metadata(full, metadata, doc))}
 
@@ -293,6 +237,30 @@ def export_policy(
     metadata = {p.key: p.value for p in to_write["full"][1].metadata_props}  # with its digest
     paths = {role: path for role, (path, _) in to_write.items()}
     return ExportResult(paths, parity, tolerance_1pm, split_parity, variants, metadata, label)
+
+
+def _full_graph(
+    module: DrivingPolicy,
+    example: tuple[torch.Tensor, torch.Tensor],
+    metadata: dict[str, str],
+    diagnostics: bool,
+    optimize: bool,
+    split: bool = False,
+) -> tuple[onnx.ModelProto, str]:
+    """The traced full graph (`OneStepGraph`, or `DiagnosticsGraph` whose extra outputs are then named in
+    `metadata`) and its doc string."""
+    doc = (
+        f"liquid-drive {module.config.name}: one control step, image + state -> curvature (1/m) + next_state"
+    )
+    graph: torch.nn.Module = OneStepGraph(module)
+    args, inputs = with_elapsed(module, example, [IMAGE_INPUT, STATE_INPUT])
+    extra: list[str] = []
+    if diagnostics:
+        graph = DiagnosticsGraph(module)
+        extra = diagnostics_output_names(graph, args)
+        metadata[MetaKey.DIAGNOSTIC_OUTPUTS] = json.dumps(extra)
+        doc += "; diagnostics: " + ", ".join(extra)
+    return to_onnx(graph, args, inputs, [CURVATURE_OUTPUT, STATE_OUTPUT, *extra], optimize=optimize), doc
 
 
 def _precision_variants(
@@ -360,8 +328,8 @@ def _split_graphs(
     with torch.no_grad():
         features = module.features(image)
     vision = to_onnx(VisionGraph(module), (image,), [IMAGE_INPUT], [FEATURES_OUTPUT], optimize=optimize)
-    head_names = [FEATURES_INPUT, STATE_INPUT], [CURVATURE_OUTPUT, STATE_OUTPUT]
-    head = to_onnx(PolicyGraph(module), (features, state), *head_names, optimize=optimize)
+    args, names = with_elapsed(module, (features, state), [FEATURES_INPUT, STATE_INPUT])
+    head = to_onnx(PolicyGraph(module), args, names, [CURVATURE_OUTPUT, STATE_OUTPUT], optimize=optimize)
     chained = onnx_rollout(split_step(vision, head), check.frames, graph_state_size(module))
     parity = compare_rollouts(check.reference, chained, check.source, module.state_size)
     _check_parity(parity, f"split export of {module.config.name} to {vision_path}", check.tolerance_1pm)

@@ -12,7 +12,13 @@ them unchanged; what they cost in accuracy is measured by the export against PyT
   trained NCP, 1 thread: 0.55 ms per step vs 1.18 ms fp32; dynamic quantisation (activation ranges
   found per call) took 0.94 ms. Kept float32, each for a measured reason:
   - the first convolution: its input is the standardised camera image, whose outliers set a wide
-    range; float there cut the accuracy cost from 3.0 % to 2.4 % of the curvature rms at equal speed;
+    range; float there cut the accuracy cost from 3.0 % to 2.4 % of the curvature rms at equal speed.
+    Re-measured (issue 19, `bench/onboard.py --int8-first-conv`, trained seed-0 checkpoints of each
+    model, 200 recorded frames, 1 thread on a loaded 2-core machine): quantising it too changed the
+    p50 by -0.004 / +0.006 / -0.023 / -0.15 ms (ncp-ltc / ncp-cfc / lstm / cnn, of 0.61 / 0.61 / 0.63
+    / 1.86 ms) and the accuracy cost from 2.2 / 1.4 / 0.49 / 0.29 % to 1.7 / 1.5 / 0.53 / 0.33 % of
+    the curvature rms: no speed worth having (3 input channels keep the int8 kernel from gaining) and
+    a cost that moves both ways, so it stays float (`first_conv=True` quantises it);
   - the per-channel dense layers (the 32 features): quantised they doubled the cost (6 %);
   - preprocessing and the recurrent head: a few hundred parameters that cost nothing to run, and an
     error fed back through the state would accumulate from frame to frame.
@@ -35,7 +41,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
-from drive.onboard.contract import IMAGE_INPUT, STATE_INPUT
+from drive.onboard.contract import ELAPSED_INPUT, IMAGE_INPUT, STATE_INPUT
 
 PERCEPTION_SCOPE = "/perception/"
 """Part of the node names the TorchScript exporter gives the perception's ops (`/policy/perception/...`)."""
@@ -48,13 +54,17 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     return converted
 
 
-def to_int8_static(model: onnx.ModelProto, calibration_frames: np.ndarray) -> onnx.ModelProto:
+def to_int8_static(
+    model: onnx.ModelProto, calibration_frames: np.ndarray, first_conv: bool = False
+) -> onnx.ModelProto:
     """A copy of `model` with the perception's convolutions (all but the first) quantised to 8 bits.
 
     Args:
         model: an fp32 one-step graph (inputs image and state).
         calibration_frames: (n, H, W, 3) uint8 camera frames the activation ranges are taken from
             (min/max over the frames; see `drive.export.parity.calibration_frames`).
+        first_conv: quantise the first convolution too (off: see the module docstring and
+            `bench/onboard.py --int8-first-conv` for its measured cost).
 
     Returns:
         The QDQ graph (QuantizeLinear/DequantizeLinear around each quantised Conv; standard ONNX that
@@ -63,12 +73,17 @@ def to_int8_static(model: onnx.ModelProto, calibration_frames: np.ndarray) -> on
     convs = [
         node.name for node in model.graph.node if node.op_type == "Conv" and PERCEPTION_SCOPE in node.name
     ]
-    quantised = set(convs[1:])
+    quantised = set(convs if first_conv else convs[1:])
     excluded = [node.name for node in model.graph.node if node.name not in quantised]
     # Zero state: the recurrent head is not quantised, so the state only has to be a valid input.
     state_input = next(i for i in model.graph.input if i.name == STATE_INPUT)
     zero_state = np.zeros((1, state_input.type.tensor_type.shape.dim[1].dim_value), np.float32)
-    feeds = [{IMAGE_INPUT: frame[None], STATE_INPUT: zero_state} for frame in calibration_frames]
+    timed = (
+        {ELAPSED_INPUT: np.full((1, 1), 0.05, np.float32)}
+        if ELAPSED_INPUT in {i.name for i in model.graph.input}
+        else {}
+    )  # one period: the recurrent head is not quantised, any valid value does
+    feeds = [{IMAGE_INPUT: frame[None], STATE_INPUT: zero_state, **timed} for frame in calibration_frames]
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         source.write_bytes(model.SerializeToString())

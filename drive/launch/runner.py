@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drive.closed_loop.record import RecordConfig
+from drive.executor.config import ExecutorConfig
 
 if TYPE_CHECKING:  # the eval plan is imported when the eval stage runs
     from drive.eval.plan import EvalConfig
@@ -108,6 +109,8 @@ class LaunchConfig:
             are the trained checkpoints).
         export: ONNX export.
         onboard: onboard-runtime drive.
+        executor: who runs the training and evaluation jobs (`drive.executor.config.ExecutorConfig`):
+            this machine (default) or `{kind: ray, address: auto}`, a Ray cluster.
     """
 
     name: str = "run"
@@ -118,6 +121,7 @@ class LaunchConfig:
     eval: dict[str, Any] = field(default_factory=dict)
     export: ExportStage = field(default_factory=ExportStage)
     onboard: OnboardStage = field(default_factory=OnboardStage)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.stages if s not in STAGES]
@@ -287,29 +291,31 @@ class Launch:
         return {"episodes": len(paths)}
 
     def _stage_train(self) -> dict[str, Any]:
-        from drive.training.run import resolve_config, run_training
+        from drive.launch.launch_jobs import train_on_executor, train_policy
 
         results: dict[str, dict[str, Any]] = {}
+        jobs: dict[str, tuple[str, str, list[str], str]] = {}
         for policy in self.config.train.policies:
             run_dir = self.run_dir(policy)
-            marker = run_dir / "DONE"
-            if self._done(marker):
+            if self._done(run_dir / "DONE"):
                 results[policy] = {"skipped": True}
                 continue
             if self.force and run_dir.exists():
                 shutil.rmtree(run_dir)
-            resume = (run_dir / "checkpoints" / "last.pt").is_file()
             overrides = [
                 f"policy.name={policy}",
                 *self.config.train.overrides,
                 *self.config.train.per_policy.get(policy, []),
             ]
-            print(f"   training {policy}{' (resuming)' if resume else ''}", flush=True)
-            started = time.perf_counter()
-            config = resolve_config(self.config.train.config, self.recordings, overrides)
-            summary = run_training(config, run_dir, resume=resume)
-            results[policy] = {"seconds": round(time.perf_counter() - started, 1), "summary": summary}
-            marker.write_text("complete\n")
+            jobs[policy] = (self.config.train.config, str(self.recordings), overrides, str(run_dir))
+        if self.config.executor.kind == "local":
+            for policy, args in jobs.items():
+                resume = (self.run_dir(policy) / "checkpoints" / "last.pt").is_file()
+                print(f"   training {policy}{' (resuming)' if resume else ''}", flush=True)
+                results[policy] = train_policy(*args)
+        elif jobs:
+            print(f"   training {', '.join(jobs)} on the Ray cluster", flush=True)
+            results.update(train_on_executor(self.config.executor, jobs, self.progress))
         skipped = all(r.get("skipped") for r in results.values())
         return {"skipped": skipped, "policies": results} if skipped else {"policies": results}
 
@@ -326,7 +332,7 @@ class Launch:
         out = self.out / "eval"
         if self._done(out / "metrics.json"):
             return {"skipped": True}
-        evaluate(self._eval_config(), out, progress=self.progress)
+        evaluate(self._eval_config(), out, progress=self.progress, executor=self.config.executor)
         return {"report": str(out / "report.md")}
 
     def _stage_export(self) -> dict[str, Any]:

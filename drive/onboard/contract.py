@@ -20,6 +20,10 @@ IMAGE_INPUT = "image"
 """(1, H, W, 3) uint8 RGB camera frame, the camera's own size (crop and resize happen in the graph)."""
 STATE_INPUT = "state"
 """(1, N) float32 recurrent state (zeros at the start of a drive)."""
+ELAPSED_INPUT = "elapsed_s"
+"""(1, 1) float32 seconds since the previous frame: an input of continuous-time heads' graphs only (LTC,
+CfC); metadata `elapsed_input` names it, or says "none" for a head that steps one period per call."""
+ELAPSED_UNITS = "s"
 FEATURES_INPUT = "features"
 """(1, F) float32 sensory features: the input of a split export's policy graph."""
 CURVATURE_OUTPUT = "curvature"
@@ -49,6 +53,9 @@ class MetaKey:
     FEATURE_SIZE = "feature_size"
     CONTROL_RATE_HZ = "control_rate_hz"
     STEP_ELAPSED_PERIODS = "step_elapsed_periods"  # elapsed time per graph call, in control periods
+    ELAPSED_INPUT = "elapsed_input"  # "elapsed_s" (the input's name) or "none" (discrete-time head)
+    ELAPSED_UNITS = "elapsed_units"  # "s": the elapsed input is in seconds
+    ELAPSED_NOTE = "elapsed_note"  # what the graph does with elapsed time, in words
     CURVATURE_UNITS = "curvature_units"
     WIRING_DIGEST = "wiring_digest"  # "none" for heads without a wiring
     TRAIN_CONFIG_DIGEST = "train_config_digest"  # sha256[:16] of the sorted train_config JSON; "none"
@@ -65,6 +72,7 @@ class MetaKey:
     INT8_CALIBRATION = "int8_calibration"  # on an int8 graph: the frames its ranges were calibrated on
     VISION_GRAPH_FILE = "vision_graph_file"  # on a split policy graph: its vision graph's file name
     POLICY_GRAPH_FILE = "policy_graph_file"  # on a split vision graph: its policy graph's file name
+    DIAGNOSTIC_OUTPUTS = "diagnostic_outputs"  # JSON list: extra float outputs of a diagnostics graph
     EXPORTER = "exporter"
     MODEL_DIGEST = "model_sha256"  # sha256 of the graph and weights: every model field but metadata
 
@@ -198,6 +206,13 @@ class ModelContract:
     def control_period_s(self) -> float:
         """Seconds between two frames at the model's control rate."""
         return 1.0 / self.control_rate_hz
+
+    @property
+    def elapsed_input(self) -> str | None:
+        """The graph's elapsed-time input (`ELAPSED_INPUT`, seconds), or None: it steps one period per
+        call (a discrete-time head, or a model exported before the input existed)."""
+        name = self.metadata.get(MetaKey.ELAPSED_INPUT, "none")
+        return None if name == "none" else name
 
 
 def read_contract(path: str | Path, metadata: dict[str, str]) -> ModelContract:

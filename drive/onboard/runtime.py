@@ -1,8 +1,12 @@
 """The onboard runtime: an exported ONNX policy driven frame by frame with onnxruntime alone.
 
     camera frame (H, W, 3) uint8 RGB ─► OnboardPolicy.act ─► curvature 1/m (left positive)
-                                           │  image, state ─► model.onnx ─► curvature, next_state
+                                           │  image, state[, elapsed_s] ─► model.onnx ─► curvature, next_state
                                            └── next_state kept for the next frame (reset() zeroes it)
+
+A continuous-time head (LTC, CfC) is exported with an `elapsed_s` input: `act` feeds it the seconds since
+the previous frame, measured on the monotonic clock unless the caller gives them (a camera timestamp), so
+a late or lost frame advances the state by the time that really passed.
 
 This module is the deployment side of `drive export`; the contract both sides speak (graph input and output
 names, `metadata_props` keys) is in `contract` beside it. It imports numpy and onnxruntime only (never torch,
@@ -16,6 +20,9 @@ file and the key named, never mid-drive.
 
 from __future__ import annotations
 
+import json
+import math
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -25,6 +32,7 @@ import onnxruntime as ort
 from .contract import (  # relative: the folder is copied to the board alone
     _STEP_OUTPUTS,
     CURVATURE_OUTPUT,
+    ELAPSED_INPUT,
     FEATURES_INPUT,
     FEATURES_OUTPUT,
     IMAGE_INPUT,
@@ -95,6 +103,53 @@ def _check_io(
                 )
 
 
+def _takes_elapsed(contract: ModelContract) -> bool:
+    """Whether the contract names `ELAPSED_INPUT` as the graph's elapsed-time input (in seconds)."""
+    name = contract.elapsed_input
+    if name is None:
+        return False
+    units = contract.metadata.get(MetaKey.ELAPSED_UNITS)
+    if name != ELAPSED_INPUT or units != "s":
+        raise ModelContractError(
+            f"model {contract.path}: metadata {MetaKey.ELAPSED_INPUT!r} = {name!r} in {units!r}, this "
+            f"runtime feeds {ELAPSED_INPUT!r} in 's'"
+        )
+    return True
+
+
+def _elapsed_io(timed: bool) -> dict[str, tuple[str, list[int]]]:
+    return {ELAPSED_INPUT: ("tensor(float)", [1, 1])} if timed else {}
+
+
+def _diagnostic_outputs(
+    session: ort.InferenceSession, path: Path, contract: ModelContract
+) -> dict[str, list[int | None]]:
+    """The extra outputs a diagnostics graph declares in its metadata (name -> shape); {} for a plain one.
+
+    Raises:
+        ModelContractError: the list is not JSON, or names an output the graph lacks.
+    """
+    raw = contract.metadata.get(MetaKey.DIAGNOSTIC_OUTPUTS)
+    if raw is None:
+        return {}
+    try:
+        names = json.loads(raw)
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ModelContractError(
+            f"model {path}: metadata {MetaKey.DIAGNOSTIC_OUTPUTS!r} = {raw!r} is not a JSON list of names"
+        )
+    shapes = {arg.name: list(arg.shape) for arg in session.get_outputs()}
+    missing = [name for name in names if name not in shapes]
+    if missing or contract.graph != "full":
+        raise ModelContractError(
+            f"model {path}: metadata {MetaKey.DIAGNOSTIC_OUTPUTS!r} names {missing or names}, which a "
+            f"{contract.graph} graph's outputs {sorted(shapes)} do not hold"
+        )
+    return {name: shapes[name] for name in names}
+
+
 class OnboardPolicy:
     """Drives an exported policy one camera frame at a time; holds the recurrent state between frames.
 
@@ -110,6 +165,9 @@ class OnboardPolicy:
         FileNotFoundError: the model (or a split export's policy graph) does not exist.
         ModelContractError: missing or inconsistent metadata, or graph inputs/outputs that disagree with
             it; the message names the file and the key or input.
+
+    A diagnostics graph (`drive export` for the evaluation's ONNX engine) has extra outputs named in its
+    metadata (`diagnostic_outputs`); each `act` then leaves them in `diagnostics` (name -> array).
 
     Example:
         >>> policy = OnboardPolicy("model.onnx")  # doctest: +SKIP
@@ -133,13 +191,20 @@ class OnboardPolicy:
         height, width, n = contract.input_height, contract.input_width, contract.state_size
         image_io = {IMAGE_INPUT: ("tensor(uint8)", [1, height, width, 3])}
         state_out = {CURVATURE_OUTPUT: ("tensor(float)", [1]), STATE_OUTPUT: ("tensor(float)", [1, n])}
+        self.takes_elapsed = False
+        """Whether the graph integrates over the elapsed time (`ELAPSED_INPUT`); else one period a call."""
+        self._diagnostics = _diagnostic_outputs(session, path, contract)
+        self.diagnostics: dict[str, np.ndarray] = {}
         if contract.graph == "full":
-            _check_io(session, path, {**image_io, STATE_INPUT: ("tensor(float)", [1, n])}, state_out)
+            self.takes_elapsed = _takes_elapsed(contract)
+            extras = {name: ("tensor(float)", shape) for name, shape in self._diagnostics.items()}
+            state_in = {STATE_INPUT: ("tensor(float)", [1, n]), **_elapsed_io(self.takes_elapsed)}
+            _check_io(session, path, {**image_io, **state_in}, {**state_out, **extras})
             self._session = session
         elif contract.graph == "vision":
-            self._vision, self._session = (
+            self._vision, self._session, self.takes_elapsed = (
                 session,
-                self._open_policy_graph(path, contract, intra_op_num_threads, providers, optimization_level),
+                *self._open_policy_graph(path, contract, intra_op_num_threads, providers, optimization_level),
             )
             features = self._session.get_inputs()
             width_f = next((a.shape[1] for a in features if a.name == FEATURES_INPUT), None)
@@ -156,6 +221,9 @@ class OnboardPolicy:
             )
         self._state: np.ndarray = np.zeros((1, n), np.float32)
         self._image_shape = (height, width, 3)
+        self._last_frame_s: float | None = None
+        self.last_elapsed_s: float | None = None
+        """The elapsed time the last `act` fed the graph, s (None before the first, or without the input)."""
 
     @staticmethod
     def _open_policy_graph(
@@ -164,7 +232,7 @@ class OnboardPolicy:
         threads: int,
         providers: list[str] | None,
         level: ort.GraphOptimizationLevel,
-    ) -> ort.InferenceSession:
+    ) -> tuple[ort.InferenceSession, bool]:
         name = contract.metadata.get(MetaKey.POLICY_GRAPH_FILE)
         if not name:
             raise ModelContractError(
@@ -188,13 +256,23 @@ class OnboardPolicy:
         n = policy.state_size
         features = {a.name: a for a in session.get_inputs()}.get(FEATURES_INPUT)
         width_f = features.shape[1] if features is not None else None
+        timed = _takes_elapsed(policy)
         _check_io(
             session,
             path,
-            {FEATURES_INPUT: ("tensor(float)", [1, width_f]), STATE_INPUT: ("tensor(float)", [1, n])},
+            {
+                FEATURES_INPUT: ("tensor(float)", [1, width_f]),
+                STATE_INPUT: ("tensor(float)", [1, n]),
+                **_elapsed_io(timed),
+            },
             {CURVATURE_OUTPUT: ("tensor(float)", [1]), STATE_OUTPUT: ("tensor(float)", [1, n])},
         )
-        return session
+        return session, timed
+
+    @property
+    def diagnostic_outputs(self) -> list[str]:
+        """Names of a diagnostics graph's extra outputs ([] for a plain export), as `diagnostics` keys."""
+        return list(self._diagnostics)
 
     @property
     def state(self) -> np.ndarray:
@@ -205,17 +283,29 @@ class OnboardPolicy:
     def reset(self) -> None:
         """Zero the recurrent state (the start of a drive, or after a takeover)."""
         self._state = np.zeros_like(self._state)
+        self._last_frame_s = None
+        self.last_elapsed_s = None
 
-    def act(self, image_rgb_u8: np.ndarray) -> float:
+    def act(self, image_rgb_u8: np.ndarray, elapsed_s: float | None = None) -> float:
         """One control step: a camera frame in, the curvature to drive out; the state moves on.
 
         Args:
             image_rgb_u8: (H, W, 3) uint8 RGB frame of the model's camera size (`contract.input_height`
                 x `contract.input_width`); crop, resize and standardisation happen inside the graph.
+            elapsed_s: seconds since the previous frame (e.g. from camera timestamps); None: measured on
+                the monotonic clock between `act` calls (one period on the first frame after `reset`).
+                Only a continuous-time graph (`takes_elapsed`) uses it; the others step one period.
 
         Returns:
             Road curvature, 1/m, left positive.
         """
+        now = time.monotonic()
+        if elapsed_s is None:
+            last = self._last_frame_s
+            elapsed_s = self.contract.control_period_s if last is None else now - last
+        elif not (isinstance(elapsed_s, (int, float)) and math.isfinite(elapsed_s) and elapsed_s > 0):
+            raise ValueError(f"OnboardPolicy.act: elapsed_s must be a finite number > 0 s, got {elapsed_s!r}")
+        self._last_frame_s = now
         if (
             not isinstance(image_rgb_u8, np.ndarray)
             or image_rgb_u8.dtype != np.uint8
@@ -231,14 +321,24 @@ class OnboardPolicy:
                 f"frames, got {got}"
             )
         image = np.ascontiguousarray(image_rgb_u8)[None]
-        if self._vision is None:
+        timing: dict[str, np.ndarray] = {}
+        if self.takes_elapsed:
+            timing = {ELAPSED_INPUT: np.full((1, 1), elapsed_s, np.float32)}
+            self.last_elapsed_s = float(elapsed_s)
+        if self._diagnostics:
+            names = [*_STEP_OUTPUTS, *self._diagnostics]
+            curvature, state, *extras = self._session.run(
+                names, {IMAGE_INPUT: image, STATE_INPUT: self._state, **timing}
+            )
+            self.diagnostics = dict(zip(self._diagnostics, extras))
+        elif self._vision is None:
             curvature, state = self._session.run(
-                _STEP_OUTPUTS, {IMAGE_INPUT: image, STATE_INPUT: self._state}
+                _STEP_OUTPUTS, {IMAGE_INPUT: image, STATE_INPUT: self._state, **timing}
             )
         else:
             (features,) = self._vision.run([FEATURES_OUTPUT], {IMAGE_INPUT: image})
             curvature, state = self._session.run(
-                _STEP_OUTPUTS, {FEATURES_INPUT: features, STATE_INPUT: self._state}
+                _STEP_OUTPUTS, {FEATURES_INPUT: features, STATE_INPUT: self._state, **timing}
             )
         self._state = state
         return float(curvature[0])

@@ -73,7 +73,7 @@ def train_config(config: StudyConfig, job: TrainJob) -> TrainConfig:
         *config.train.per_policy.get(job.policy, []),
         f"seed={job.seed}",
         "progress=false",  # one bar for the whole study, not one per worker
-        f"threads={max(1, (os.cpu_count() or 1) // config.workers)}",  # workers × threads = the cores
+        f"threads={_train_threads(config)}",
     ]
     return resolve_config(config.train.config, protocol_data(config, job.protocol), overrides)
 
@@ -108,6 +108,15 @@ def run_train_job(config: StudyConfig, job: TrainJob) -> JobResult:
     run_training(cfg, out, resume=resume)
     _mark_done(out, train_digest(cfg), time.perf_counter() - started)
     return JobResult(job.key, False, training_summary(out))
+
+
+def _train_threads(config: StudyConfig) -> int:
+    """Torch threads of a training job: locally workers × threads = the cores; on a cluster the CPUs the
+    job reserved. (Thread counts change float rounding, so only runs with equal counts match bit for bit:
+    `--workers 2` on 2 cores and Ray with 1 CPU per job do.)"""
+    if config.executor.kind == "ray":
+        return max(1, int(config.executor.cpus_per_job))
+    return max(1, (os.cpu_count() or 1) // config.workers)
 
 
 def train_digest(cfg: Any) -> str:

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from drive.study.executor import LocalExecutor, Outcome, Task, format_duration
-from drive.study.jobs import eval_config, protocol_data, run_job, train_config
-from drive.study.study_plan import EvalJob, StudyConfig, TrainJob, plan_jobs
+from drive.executor.config import make_executor
+from drive.executor.tasks import Outcome, Resources, Task, format_duration
+from drive.study.jobs import eval_config, eval_dir, protocol_data, run_job, train_config, train_dir
+from drive.study.study_plan import EvalJob, StudyConfig, TrainJob, eval_backend, plan_jobs
 
 TRAIN_FRAMES_PER_S = {"ncp-ltc": 170.0, "ncp-cfc": 190.0, "lstm": 190.0, "ctrnn": 190.0, "cnn": 110.0}
 """Rough training throughput per worker (one thread, 78×200, batch 8) on the project's 2-core x86 machine,
@@ -46,10 +47,12 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> tuple[Outcome, d
 
     Raises:
         ValueError: a protocol whose recordings contradict its kind, or a stale finished job.
+        ImportError: `executor.kind: ray` without Ray installed (before anything ran).
     """
     from common.strict_config import save_config
     from drive.study.study_report import write_study_report
 
+    executor = make_executor(config.executor, config.workers, progress=progress)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "study.yaml")
@@ -58,7 +61,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> tuple[Outcome, d
         prepare_protocol(config, protocol.name, progress=progress)
     tasks = plan_tasks(config)
     print(describe_plan(config, tasks), flush=True)
-    outcome = LocalExecutor(config.workers, progress=progress).run(tasks)
+    outcome = executor.run(tasks)
     summary = write_study_report(config, outcome, wall_s=time.perf_counter() - started)
     return outcome, summary
 
@@ -93,26 +96,44 @@ def prepare_protocol(config: StudyConfig, name: str, progress: bool = True) -> N
 def plan_tasks(config: StudyConfig) -> list[Task]:
     """The executor's tasks: every job of `plan_jobs` with its dependency and estimated cost."""
     frames = _frames_by_protocol(config)
+    cpus = config.executor.cpus_per_job
+    train = Resources(cpus=cpus, gpus=config.executor.train_gpus)
     tasks = []
     for job in plan_jobs(config):
+        data, trained = str(protocol_data(config, job.protocol)), str(train_dir(config, job))
         if isinstance(job, TrainJob):
-            tasks.append(Task(job.key, run_job, (config, job), (), _train_cost_s(config, job, frames)))
+            cost_s = _train_cost_s(config, job, frames)
+            tasks.append(Task(job.key, run_job, (config, job), (), cost_s, train, (data,), (trained,)))
         else:
-            tasks.append(Task(job.key, run_job, (config, job), (job.needs,), _eval_cost_s(config, job)))
+            cost_s = _eval_cost_s(config, job)
+            resources, report = _eval_resources(config), str(eval_dir(config, job))
+            # The recordings too: the report reads the tracks a model trained on from their meta.json.
+            shipped = ((data, trained), (report,))
+            tasks.append(Task(job.key, run_job, (config, job), (job.needs,), cost_s, resources, *shipped))
     return tasks
 
 
+def _eval_resources(config: StudyConfig) -> Resources:
+    """An eval job's CPUs, and on CARLA one `carla` server (a node resource: `ray start --resources
+    '{"carla": 1}'` on each machine that runs a server)."""
+    carla = {"carla": 1.0} if eval_backend(config.eval) == "carla" else {}
+    return Resources(cpus=config.executor.cpus_per_job, custom=carla)
+
+
 def describe_plan(config: StudyConfig, tasks: list[Task]) -> str:
-    """The plan in a few lines, with its estimated duration on `config.workers` workers."""
+    """The plan in a few lines, with its estimated duration (local: on `config.workers` workers)."""
     trains = sum(1 for t in tasks if t.key.startswith("train/"))
     evals = len(tasks) - trains
     total_s = sum(t.cost_s for t in tasks)
     protocols = ", ".join(f"{p.name} ({p.kind}, evaluated on {p.track})" for p in config.protocols)
+    if config.executor.kind == "local":
+        estimate = f"{format_duration(total_s / config.workers)} on {config.workers} worker(s)"
+    else:
+        estimate = f"{format_duration(total_s)} of job time, shared among the Ray cluster's CPUs"
     return (
         f"study {config.name!r}: {trains} trainings ({len(config.train.policies)} policies × "
         f"{len(config.train.seeds)} seeds × {len(config.protocols)} protocols: {protocols}) and {evals} "
-        f"evaluations; estimated {format_duration(total_s / config.workers)} on {config.workers} worker(s) "
-        f"if nothing is done yet (finished jobs are skipped)"
+        f"evaluations; estimated {estimate} if nothing is done yet (finished jobs are skipped)"
     )
 
 

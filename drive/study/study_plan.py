@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from drive.closed_loop.record import RecordConfig
+from drive.executor.config import ExecutorConfig
 
 PROTOCOL_KINDS = ("held_out", "in_distribution")
 
@@ -90,7 +91,9 @@ class StudyConfig:
         train: the models to train.
         eval: closed-loop evaluation settings shared by every model (`EvalConfig` fields except
             `policies`, `track` and `workers`): noise levels and space, conditions, seeds, laps, saliency.
-        workers: jobs run at once (processes, one thread each).
+        workers: jobs run at once on this machine with the local executor (processes, one thread each).
+        executor: who runs the jobs: `{kind: local}` (default) or `{kind: ray, address: auto}` (a Ray
+            cluster; `drive.executor.config.ExecutorConfig`).
         reference: the policy the paired differences are taken against (default: the first policy).
     """
 
@@ -101,6 +104,7 @@ class StudyConfig:
     eval: dict[str, Any] = field(default_factory=dict)
     workers: int = 2
     reference: str | None = None
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.protocols]
@@ -111,6 +115,12 @@ class StudyConfig:
                 raise ValueError(f"eval.{key}: set by the study (train.policies, protocols.*.track, workers)")
         if self.workers < 1:
             raise ValueError(f"workers must be ≥ 1, got {self.workers}")
+        if eval_backend(self.eval) == "carla" and self.executor.kind == "local" and self.workers > 1:
+            raise ValueError(
+                f"workers {self.workers} with eval on sim 'carla': locally the study's evaluations would "
+                "share one CARLA server (one synchronous client per server); use workers 1, or executor kind "
+                "ray with a `carla` resource on each node that runs a server"
+            )
         if self.reference is not None and self.reference not in self.train.policies:
             raise ValueError(f"reference {self.reference!r} is not in train.policies {self.train.policies}")
 
@@ -121,6 +131,12 @@ class StudyConfig:
     def protocol(self, name: str) -> ProtocolConfig:
         """The protocol called `name`."""
         return next(p for p in self.protocols if p.name == name)
+
+
+def eval_backend(eval_settings: dict[str, Any]) -> str:
+    """The simulator backend a study's `eval` section names (`sim: carla` or `sim: {backend: carla}`)."""
+    sim = eval_settings.get("sim", "embedded")
+    return str(sim if isinstance(sim, str) else (sim or {}).get("backend", "embedded"))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from drive.study.executor import Outcome, format_duration
+from drive.executor.tasks import Outcome, format_duration
+from drive.study.attention_tables import attention_aggregate, attention_json, attention_section
+from drive.study.deploy_table import deploy_section, deploy_tables
 from drive.study.jobs import eval_dir, job_wall_s, train_dir
 from drive.study.stats import CONFIDENCE, Interval
 from drive.study.study_plan import EvalJob, StudyConfig, TrainJob, plan_jobs
@@ -38,8 +40,10 @@ def write_study_report(
     out = Path(config.out)
     rows = episode_rows(config)
     agg, diffs, seeds = aggregate(config, rows), differences(config, rows), seed_table(config)
+    deploy = deploy_tables(config, rows)
     write_episode_tables(rows, out)
     figures = write_study_plots(config, agg, out / "plots")
+    attention = attention_aggregate(config)
     compute_s = {k: job_wall_s(_job_dir(config, k)) for k in (j.key for j in plan_jobs(config))}
     summary = {
         "name": config.name,
@@ -47,6 +51,7 @@ def write_study_report(
         "aggregate": intervals_to_json(agg),
         "differences_interventions_per_km": intervals_to_json(diffs),
         "training": intervals_to_json(seeds),
+        **({"deploy_interventions_per_km": intervals_to_json(deploy)} if deploy else {}),
         "failures": dict(outcome.failures) if outcome else {},
         "blocked": dict(outcome.blocked) if outcome else {},
         "compute_s": {
@@ -56,9 +61,11 @@ def write_study_report(
         "wall_s_this_run": wall_s,
         "episodes": len(rows),
         "figures": [str(f.relative_to(out)) for f in figures],
+        "attention": attention_json(attention),
     }
     (out / "study.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
-    (out / "report.md").write_text(render_markdown(config, agg, diffs, seeds, summary))
+    sections = attention_section(config, attention) + deploy_section(config, deploy)
+    (out / "report.md").write_text(render_markdown(config, agg, diffs, seeds, summary, sections))
     return summary
 
 
@@ -68,8 +75,11 @@ def render_markdown(
     diffs: dict[str, Any],
     seeds: dict[str, Any],
     summary: dict[str, Any],
+    extra_sections: list[str] | None = None,
 ) -> str:
-    """report.md: set-up, training seeds, per protocol the tables with intervals and the reading."""
+    """report.md: set-up, training seeds, per protocol the tables with intervals and the reading, then the
+    `extra_sections` lines (attention: `drive.study.attention_tables`, deployment faults:
+    `drive.study.deploy_table`) when given."""
     ev = config.eval
     lines = [
         f"# Study: {config.name}",
@@ -94,6 +104,7 @@ def render_markdown(
     lines += _training_section(config, seeds)
     for protocol in config.protocols:
         lines += _protocol_section(config, protocol.name, protocol.kind, protocol.track, agg, diffs)
+    lines += extra_sections or []
     lines += [
         "## Files",
         "",

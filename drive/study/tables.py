@@ -34,6 +34,7 @@ EPISODE_COLUMNS = (
     "condition",
     "noise_variance",
     "noise_space",
+    "deploy",
     *METRICS,
     "distance_m",
     "elapsed_s",
@@ -63,6 +64,7 @@ def episode_rows(config: StudyConfig) -> list[dict[str, Any]]:
                             "condition": episode["condition"],
                             "noise_variance": float(episode["noise_variance"]),
                             "noise_space": space,
+                            "deploy": str(episode.get("deploy", "none")),
                             **{m: _number(metrics.get(m, episode.get(m))) for m in METRICS},
                             "distance_m": _number(metrics.get("distance_m")),
                             "elapsed_s": _number(metrics.get("elapsed_s")),
@@ -73,12 +75,27 @@ def episode_rows(config: StudyConfig) -> list[dict[str, Any]]:
 
 
 def seed_values(
-    rows: Iterable[dict[str, Any]], protocol: str, policy: str, noise: float, metric: str
+    rows: Iterable[dict[str, Any]],
+    protocol: str,
+    policy: str,
+    noise: float,
+    metric: str,
+    deploy: str | None = None,
 ) -> dict[int, float]:
-    """Training seed -> the metric averaged over that model's episodes at `noise` (NaN-free means)."""
+    """Training seed -> the metric averaged over that model's episodes at `noise` (NaN-free means), in
+    the deployment setting `deploy` (None: the first one of the rows, "none" in a study without faults;
+    `drive.study.deploy_table` compares the settings)."""
+    rows = list(rows)
+    if deploy is None:
+        deploy = rows[0].get("deploy", "none") if rows else "none"
     by_seed: dict[int, list[float]] = {}
     for r in rows:
-        if r["protocol"] == protocol and r["policy"] == policy and r["noise_variance"] == noise:
+        if (
+            r["protocol"] == protocol
+            and r["policy"] == policy
+            and r["noise_variance"] == noise
+            and r.get("deploy", "none") == deploy
+        ):
             value = r[metric]
             if value is not None and np.isfinite(value):
                 by_seed.setdefault(int(r["train_seed"]), []).append(float(value))

@@ -7,15 +7,24 @@ natively. Elsewhere oneDNN or CUDA emulate it through float32 and the "fast" pat
     CPU:  oneDNN (mkldnn) present and the CPU has AVX512-BF16 or AMX-BF16 instructions.
     else: off.
 
-Why float32 stays the default (measured on a 2-core AVX512-BF16 CPU, ncp-ltc on 12 min of recorded
-drives, launch/train_default.yaml): bf16 makes the training step ~1.75x faster (bench/train.py) and
-one step's gradients stay within cosine 0.996 of float32's on every parameter group (two batches'
-float32 gradients: cosine -0.9..0.3), yet at init the frame-to-frame part of some of the 32 features
-is off by up to 30 % (median 1.6 %), and in paired short trainings (same seed, schedule run to its
-end) bf16 ended with the higher validation/zero-predictor loss ratio in 6 of 8 seeds and trailed after
-the first epoch in 5 of 6; over 4 epochs (seed 0) it ended at 0.072 against float32's 0.049, behind
-even at equal wall-clock time. Short runs are chaotic (float32 alone spreads 0.12-0.99 over seeds), so
-that is a warning, not proof; `amp_bf16: auto` is there for runs that trade it for speed.
+Where it is on: `launch/train_default.yaml` (the ncp-ltc config the demo and the studies start from)
+says `auto`; the code default and the other policies of demo.yaml / study_small.yaml stay float32
+until they are measured the same way. The measurement (issue 19, `bench/train_seeds.py`, 2-core
+AVX512-BF16 CPU shared with other jobs): ncp-ltc, train_default.yaml, 1 epoch (41 steps) on 4 recorded
+drives of 45 s, seeds 0 / 1 / 2, the two precisions of a seed back to back. Best validation ratio
+(validation loss / the zero predictor's, computed in float32): fp32 0.432 / 0.670 / 0.565 (mean 0.555,
+sd 0.119), bf16 0.462 / 0.474 / 0.498 (mean 0.478, sd 0.018); paired bf16 - fp32 +0.030 / -0.196 /
+-0.067, mean -0.078: within float32's own seed-to-seed spread (the issue's criterion), at 47 vs 24
+training frames/s in the whole fit. Short runs are what 2 shared cores allow; 3 seeds cannot tell a
+small difference either way.
+
+Earlier figures that kept it opt-in (same machine; short runs are chaotic, so read them as a warning, not
+proof): one step's gradients stay within cosine 0.996 of float32's on every parameter group (two
+batches' float32 gradients: cosine -0.9..0.3), yet at init the frame-to-frame part of some of the 32
+features is off by up to 30 % (median 1.6 %); in paired short trainings bf16 ended with the higher
+validation ratio in 6 of 8 seeds (a sign test cannot tell that from chance: p = 0.29), and over 4
+epochs (seed 0) it ended at 0.072 against float32's 0.049. Watch long runs; `amp_bf16: false` turns
+it off.
 """
 
 from __future__ import annotations

@@ -189,7 +189,8 @@ class TrainConfig:
             and validation stay float32): false (the default) keeps float32, `auto` turns it on where
             the hardware computes bfloat16 natively (a CUDA GPU with bf16, or a CPU with AVX512-BF16 /
             AMX-BF16 under oneDNN; drive/training/precision.py), true forces it on. ~1.75x faster on
-            such a CPU, but see precision.py for why it is not the default.
+            such a CPU; launch/train_default.yaml (ncp-ltc) says `auto`, see precision.py for the
+            validation over seeds behind that and why the code default stays false.
         seed: seed of the initialisation, the window order and the augmentation.
         init_checkpoint: optional checkpoint whose weights start the run (fine-tuning); its policy must
             have the same shape.

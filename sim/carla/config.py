@@ -109,6 +109,8 @@ class CarlaConfig:
         teleport_keeps_speed: the safety driver's teleport keeps the car's speed (as the embedded
             simulator does); False leaves it standing.
         spawn_lift_m: spawn and teleport this far above the road, so the car never starts inside it, m.
+        servers: a pool of servers as "host:port" for evaluations with several workers: each worker holds
+            exactly one of them (CARLA takes one synchronous client per server); empty: `host:port` only.
     """
 
     host: str = "127.0.0.1"
@@ -132,8 +134,12 @@ class CarlaConfig:
     sensor_timeout_s: float = 2.0
     teleport_keeps_speed: bool = True
     spawn_lift_m: float = 0.3
+    servers: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        addresses = [parse_server(text) for text in self.servers]  # raises on a malformed entry, named
+        if len(set(addresses)) != len(addresses):
+            raise ValueError(f"CarlaConfig.servers: repeated server in {self.servers}")
         if not isinstance(self.port, int) or not 1 <= self.port <= 65535:
             raise ValueError(f"CarlaConfig.port must be an int in [1, 65535], got {self.port!r}")
         for name in ("timeout_s", "load_timeout_s", "dt_ctrl_s", "sensor_timeout_s"):
@@ -157,6 +163,23 @@ class CarlaConfig:
             raise ValueError(f"CarlaConfig.max_time_s must be > 0 or None, got {self.max_time_s}")
         if self.max_laps is not None and not self.max_laps >= 1:
             raise ValueError(f"CarlaConfig.max_laps must be >= 1 or None, got {self.max_laps}")
+
+
+def parse_server(text: str) -> tuple[str, int]:
+    """("host", port) of a "host:port" server address.
+
+    Raises:
+        ValueError: not host:port with a port in [1, 65535]; names the entry.
+    """
+    host, sep, port = str(text).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"CarlaConfig.servers: {text!r} is not host:port (e.g. 127.0.0.1:2000)")
+    return host, int(port)
+
+
+def server_pool(config: CarlaConfig) -> list[tuple[str, int]]:
+    """The servers an evaluation may use: `servers`, or the one at `host:port`."""
+    return [parse_server(s) for s in config.servers] or [(config.host, config.port)]
 
 
 def track_kind(track: str) -> str:

@@ -118,6 +118,9 @@ class EmbeddedSimulator:
         self._frame = 0
         self._commanded_1pm = 0.0
         self._closed = False
+        self.next_step_substeps: int | None = None
+        """Physics sub-steps of the next `step()` only (None: `physics_substeps`); a step of uneven length,
+        set by `drive.closed_loop.deployment_wrappers.TimingJitter`."""
 
     # -- Simulator protocol -------------------------------------------------------------------------
 
@@ -177,7 +180,8 @@ class EmbeddedSimulator:
                 raise ValueError(f"target_speed_mps must be finite and >= 0, got {target}")
         self.vehicle.command(float(command.curvature_1pm))
         self._commanded_1pm = float(command.curvature_1pm)
-        self.vehicle.step(target, self.config.physics_substeps)
+        substeps, self.next_step_substeps = self.next_step_substeps, None
+        self.vehicle.step(target, self.config.physics_substeps if substeps is None else max(1, substeps))
         self._frame += 1
         return self._observe()
 

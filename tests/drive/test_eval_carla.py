@@ -1,6 +1,6 @@
 """`drive eval --sim carla` end to end through the fake CARLA server (tests/sim/fake_carla.py): an embedded
 track (the server builds it from its OpenDRIVE export) and a town (no track map), and the CARLA-only
-config rule (one worker)."""
+config rule (no more workers than servers)."""
 
 from __future__ import annotations
 
@@ -56,8 +56,8 @@ def test_eval_on_carla_writes_the_report(fake_server, checkpoint, tmp_path, caps
     assert all(not a.is_alive for a in fake_server.world.actors)
 
 
-def test_eval_on_carla_with_two_workers_is_a_config_error(checkpoint, tmp_path, capsys):
+def test_eval_on_carla_with_two_workers_and_one_server_is_a_config_error(checkpoint, tmp_path, capsys):
     assert _eval(checkpoint, tmp_path / "report", "--workers", "2") == 2
     err = capsys.readouterr().err
-    assert "workers must be 1 with sim 'carla'" in err and "got 2" in err
+    assert "workers 2 with sim 'carla' needs as many CARLA servers" in err and "got 1" in err
     assert not (tmp_path / "report").exists()  # refused before anything ran

@@ -108,6 +108,7 @@ def _quick(checkpoints, **changes):
         max_steps=60,
         saliency=True,
         saliency_frames=40,
+        faithfulness_frames=2,
     )
     return dataclasses.replace(config, **changes)
 

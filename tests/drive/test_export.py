@@ -44,8 +44,11 @@ def _ort_rollout(path, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     width = session.get_inputs()[1].shape[1]
     state = np.zeros((1, width), np.float32)
     curvatures, states = [], []
+    # A continuous-time head's graph also takes the elapsed time: one period, as PyTorch's default step.
+    timed = {"elapsed_s": np.full((1, 1), 0.05, np.float32)} if len(session.get_inputs()) == 3 else {}
     for frame in frames:
-        curvature, state = session.run(["curvature", "next_state"], {"image": frame[None], "state": state})
+        feeds = {"image": frame[None], "state": state, **timed}
+        curvature, state = session.run(["curvature", "next_state"], feeds)
         curvatures.append(curvature[0])
         states.append(state[0])
     return np.asarray(curvatures), np.asarray(states)
@@ -139,12 +142,16 @@ def test_split_graphs_chain_to_the_full_graph(tmp_path):
     head_inputs = ort.InferenceSession(
         str(result.paths["policy"]), providers=["CPUExecutionProvider"]
     ).get_inputs()
-    assert [(i.name, i.shape) for i in head_inputs] == [("features", [1, 32]), ("state", [1, 19])]
+    assert [(i.name, i.shape) for i in head_inputs] == [
+        ("features", [1, 32]),
+        ("state", [1, 19]),
+        ("elapsed_s", [1, 1]),  # a continuous-time head: it integrates over the time between frames
+    ]
     # The onboard runtime opens the vision graph, finds its policy graph, and drives like the full one.
     frames = synthetic_frames(8, 78, 200, seed=4)
     full, split = OnboardPolicy(result.paths["full"]), OnboardPolicy(result.paths["vision"])
-    for frame in frames:
-        assert split.act(frame) == pytest.approx(full.act(frame), abs=1e-6)
+    for frame in frames:  # one period each (left to the clock, the two would measure different times)
+        assert split.act(frame, 0.05) == pytest.approx(full.act(frame, 0.05), abs=1e-6)
 
 
 def test_fp16_and_int8_variants_report_their_cost(tmp_path):

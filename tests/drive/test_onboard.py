@@ -67,13 +67,15 @@ def test_act_drives_like_pytorch_and_reset_restarts(exported, frames):
     policy, paths = exported
     onboard = OnboardPolicy(paths["full"])
     expected = _torch_curvatures(policy, frames)
-    got = [onboard.act(frame) for frame in frames]
+    got = [onboard.act(frame, 0.05) for frame in frames]  # one period each, as PyTorch's step
     assert max(abs(e) for e in expected) > 1e-2
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
     assert np.abs(onboard.state).max() > 0
     onboard.reset()
     assert np.all(onboard.state == 0)
-    assert [onboard.act(frame) for frame in frames[:4]] == got[:4]  # same start, same drive, bit for bit
+    assert [onboard.act(frame, 0.05) for frame in frames[:4]] == got[
+        :4
+    ]  # same start, same drive, bit for bit
 
 
 def test_state_carries_memory_between_frames(exported, frames):
@@ -201,7 +203,7 @@ def test_threads_are_configurable(exported, frames):
         OnboardPolicy(exported[1]["full"], intra_op_num_threads=0)
     one, two = OnboardPolicy(exported[1]["full"]), OnboardPolicy(exported[1]["full"], intra_op_num_threads=2)
     for frame in frames[:3]:
-        assert two.act(frame) == pytest.approx(one.act(frame), abs=1e-6)
+        assert two.act(frame, 0.05) == pytest.approx(one.act(frame, 0.05), abs=1e-6)
 
 
 # Run in a fresh interpreter where importing torch or carla raises, as on the onboard computer.
@@ -228,7 +230,7 @@ from drive.onboard.runtime import OnboardPolicy
 
 frames = np.load(sys.argv[1])
 policy = OnboardPolicy(sys.argv[2])
-curvatures = [policy.act(frame) for frame in frames]
+curvatures = [policy.act(frame, 0.05) for frame in frames]
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "carla"))
 print(json.dumps({"curvatures": curvatures, "heavy_modules": heavy}))
 """

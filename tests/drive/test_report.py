@@ -168,6 +168,8 @@ def test_plots_are_written(config, tmp_path):
             "trajectory_cnn.png",
             "neurons_ncp-ltc.png",
             "neurons_cnn.png",
+            "neuron_map_ncp-ltc.png",  # no wiring given here: the top principal components on the map
+            "neuron_map_cnn.png",
             "lipschitz.png",
         ]
     )

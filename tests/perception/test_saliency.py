@@ -1,4 +1,4 @@
-"""Saliency: VisualBackProp and Grad-CAM find the region that drives a constructed network; SSIM."""
+"""Saliency: VisualBackProp finds the region that drives a constructed network; SSIM."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from perception.conv_head import ConvHead
-from perception.pilotnet import PilotNet
-from perception.saliency import grad_cam, ssim, visual_backprop
+from perception.saliency import ssim, visual_backprop
 
 PATCH_LEFT = (slice(20, 50), slice(20, 60))  # rows, cols of a bright patch in a 78x200 image
 PATCH_RIGHT = (slice(30, 60), slice(140, 180))
@@ -39,12 +38,6 @@ def _averaging_head() -> ConvHead:
 def _inside(saliency: torch.Tensor, box: tuple[slice, slice]) -> bool:
     row, col = np.unravel_index(int(saliency.argmax()), tuple(saliency.shape))
     return box[0].start <= row < box[0].stop and box[1].start <= col < box[1].stop
-
-
-def _mask(box: tuple[slice, slice]) -> torch.Tensor:
-    mask = torch.zeros(78, 200, dtype=torch.bool)
-    mask[box] = True
-    return mask
 
 
 # --- VisualBackProp -------------------------------------------------------------------------------
@@ -93,74 +86,6 @@ def test_visual_backprop_rejects_bad_maps():
         visual_backprop([torch.zeros(2, 3, 5, 5)], (0, 10))
 
 
-# --- Grad-CAM -------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("layer_index", [-1, 2, 0])
-def test_grad_cam_finds_the_patch_that_drives_the_output(layer_index):
-    head = _averaging_head()
-
-    def model_fn(images):
-        features, maps = head.forward_with_maps(images)
-        return features.sum(1), maps
-
-    images = torch.stack([_patch_image(PATCH_LEFT), _patch_image(PATCH_RIGHT)])
-    cam = grad_cam(model_fn, images, layer_index)
-    assert cam.shape == (2, 78, 200) and cam.min() >= 0 and cam.max() <= 1
-    assert _inside(cam[0], PATCH_LEFT) and _inside(cam[1], PATCH_RIGHT)
-    assert cam[0][_mask(PATCH_LEFT)].mean() > 5 * cam[0][~_mask(PATCH_LEFT)].mean()
-
-
-def _two_channel_model(images: torch.Tensor):
-    """Channel 0 fires on the red patch, channel 1 on the blue patch; output = ch0 - ch1 (summed)."""
-    x = images.float().permute(0, 3, 1, 2) / 255.0
-    kernel = torch.zeros(2, 3, 3, 3)
-    kernel[0, 0] = 1.0 / 9  # red
-    kernel[1, 2] = 1.0 / 9  # blue
-    kernel.requires_grad_(True)  # a parameter, as in a real network
-    fmap = F.relu(F.conv2d(x, kernel, padding=1))
-    return fmap[:, 0].sum((1, 2)) - fmap[:, 1].sum((1, 2)), [fmap]
-
-
-def test_grad_cam_follows_the_sign_of_the_output():
-    image = torch.zeros(1, 78, 200, 3, dtype=torch.uint8)
-    image[0, 10:30, 10:40, 0] = 255  # red, pushes the output up
-    image[0, 40:70, 150:190, 2] = 255  # blue, pushes it down
-    up = grad_cam(_two_channel_model, image, 0)[0]
-
-    def negated(images):
-        output, maps = _two_channel_model(images)
-        return -output, maps
-
-    down = grad_cam(negated, image, 0)[0]
-    assert _inside(up, (slice(10, 30), slice(10, 40))) and up[40:70, 150:190].max() == 0
-    assert _inside(down, (slice(40, 70), slice(150, 190))) and down[10:30, 10:40].max() == 0
-
-
-def test_grad_cam_on_pilotnet_runs_for_every_layer():
-    net = PilotNet().eval()
-    images = torch.stack([_patch_image(PATCH_LEFT), _patch_image(PATCH_RIGHT)])
-    for layer in range(5):
-        cam = grad_cam(net.forward_with_maps, images, layer)
-        assert cam.shape == (2, 78, 200) and torch.isfinite(cam).all()
-        assert cam.min() >= 0 and cam.max() <= 1
-
-
-def test_grad_cam_errors():
-    images = torch.zeros(1, 78, 200, 3, dtype=torch.uint8)
-    with pytest.raises(ValueError, match="layer_index 3 out of range for 1"):
-        grad_cam(_two_channel_model, images, 3)
-    with pytest.raises(ValueError, match=r"\(B,\) or \(B, 1\) output"):
-        grad_cam(lambda im: (torch.zeros(1, 2, requires_grad=True), _two_channel_model(im)[1]), images, 0)
-
-    def detached(im):
-        out, maps = _two_channel_model(im)
-        return out, [m.detach() for m in maps]
-
-    with pytest.raises(ValueError, match="does not require grad"):
-        grad_cam(detached, images, 0)
-
-
 # --- SSIM -----------------------------------------------------------------------------------------
 
 
@@ -196,3 +121,20 @@ def test_ssim_rejects_bad_maps():
         ssim(np.zeros((5, 20)), np.zeros((5, 20)))
     with pytest.raises(ValueError, match=r"b must be finite and in \[0, 1\]"):
         ssim(np.zeros((20, 20)), np.full((20, 20), 2.0))
+
+
+def test_visual_backprop_from_channel_means_equals_the_torch_version():
+    from perception.saliency import visual_backprop
+    from perception.saliency_numpy import visual_backprop_from_means
+
+    generator = torch.Generator().manual_seed(3)
+    shapes = [(24, 37, 98), (36, 17, 47), (48, 7, 22), (64, 5, 20), (8, 3, 18)]
+    maps = [torch.relu(torch.randn(1, *shape, generator=generator)) for shape in shapes]
+    reference = visual_backprop(maps, (78, 200))[0].numpy()
+    means = [m.mean(dim=1).numpy() for m in maps]  # what a diagnostics graph outputs, (1, h, w) each
+    result = visual_backprop_from_means(means, (78, 200))
+    assert result.shape == (78, 200) and result.dtype == np.float32
+    assert reference.std() > 0.05
+    np.testing.assert_allclose(result, reference, atol=1e-5)
+    with pytest.raises(ValueError, match=r"channel_means\[1\] must be \(h, w\)"):
+        visual_backprop_from_means([means[0], np.zeros((2, 3, 4, 5))], (78, 200))

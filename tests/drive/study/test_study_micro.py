@@ -45,7 +45,15 @@ MICRO = {
         "seeds": [0, 1],
         "overrides": TRAIN,
     },
-    "eval": {"noise": [0.0, 0.2], "seeds": [0], "laps": None, "max_steps": 20, "saliency": True},
+    "eval": {
+        "noise": [0.0, 0.2],
+        "seeds": [0],
+        "laps": None,
+        "max_steps": 20,
+        "saliency": True,
+        "saliency_methods": ["visual_backprop", "grad_cam"],
+        "faithfulness_frames": 2,
+    },
     "workers": 1,
 }
 
@@ -89,6 +97,26 @@ def test_every_job_ran_and_the_report_has_intervals(studied):
         assert text in report
     assert (out / "plots" / "interventions_per_km_vs_noise_held_out.png").is_file()
     assert (out / "plots" / "noise_strip.png").is_file()
+
+
+def test_the_report_has_the_attention_tables_over_training_seeds(studied):
+    _, out = studied
+    attention = json.loads((out / "study.json").read_text())["attention"]
+    for policy in ("ncp-ltc", "lstm"):
+        for method in ("visual_backprop", "grad_cam"):
+            cell = attention["held_out"][policy][method]["0.2"]
+            assert cell["deletion_gain"]["n"] == 2 and cell["ssim"]["n"] == 2
+            gain = cell["deletion_gain"]
+            # the gain is the difference of the two AUC means, over the same seeds
+            assert gain["mean"] == pytest.approx(
+                cell["deletion_auc"]["mean"] - cell["deletion_random_auc"]["mean"], abs=1e-12
+            )
+            assert gain["low"] <= gain["mean"] <= gain["high"]
+        assert attention["held_out"][policy]["visual_backprop"]["0"]["rank:grad_cam"]["n"] == 2
+    report = (out / "report.md").read_text()
+    assert "## Attention: faithfulness of the saliency maps, SSIM, agreement between methods" in report
+    assert "| ncp-ltc | Grad-CAM | 0.2 |" in report and "| lstm | VBP vs Grad-CAM |" in report
+    assert "held_out/eval/ncp-ltc/seed-0/plots/attention_ncp-ltc.png" in report
 
 
 def test_episode_table_is_pandas_readable_with_one_row_per_episode(studied):

@@ -1,0 +1,153 @@
+"""The evaluation's ONNX engine: the exported graph drives through the onboard runtime and gives what the
+torch engine gives (same interventions, curvature within 1e-4 1/m, neuron traces and saliency), the export
+is cached by checkpoint digest, and what it cannot do is refused with one clear line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from common.strict_config import ConfigError, load_config
+from drive.cli import main
+from drive.eval.engine import cache_root, engine_model, parse_engine
+from drive.eval.evaluate import run_episodes
+from drive.eval.plan import EvalConfig
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from policies.checkpoint import save_checkpoint
+    from policies.registry import build_policy
+
+    torch.manual_seed(1)
+    return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "ncp-ltc.pt", build_policy("ncp-ltc")))
+
+
+@pytest.fixture(autouse=True)
+def engine_cache(tmp_path_factory, monkeypatch):
+    """One cache folder for the module's tests (the export is made once), never the user's own."""
+    monkeypatch.setenv("DRIVE_ENGINE_CACHE", str(tmp_path_factory.getbasetemp() / "engine-cache"))
+
+
+def test_onnx_engine_drives_like_the_torch_engine_on_the_same_seeds(checkpoint, tmp_path):
+    config = EvalConfig(
+        policies=[checkpoint],
+        noise=[0.1],
+        seeds=[0, 1],
+        laps=None,
+        max_steps=150,
+        track="oval",
+        saliency=True,
+        saliency_frames=20,
+    )
+    torch_runs = run_episodes(config, tmp_path / "torch", progress=False)
+    onnx_config = dataclasses.replace(config, engine="onnx")
+    onnx_runs = run_episodes(onnx_config, tmp_path / "onnx", progress=False)
+    assert onnx_config.engine == "onnx:fp32"
+    for a, b in zip(torch_runs, onnx_runs):
+        assert a.metrics["frames"] == b.metrics["frames"] == 151
+        assert a.metrics["interventions"] == b.metrics["interventions"]
+        assert [r["frame"] for r in a.interventions] == [r["frame"] for r in b.interventions]
+        curvature_torch, curvature_onnx = (
+            a.telemetry["policy_curvature_1pm"],
+            b.telemetry["policy_curvature_1pm"],
+        )
+        assert np.abs(curvature_torch).max() > 1e-3  # the untrained policy does steer
+        np.testing.assert_allclose(curvature_onnx, curvature_torch, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(b.hidden, a.hidden, rtol=0, atol=1e-4)  # the 19 neurons' traces
+        assert a.saliency.shape == b.saliency.shape == (20, 78, 200)
+        assert np.abs(a.saliency.astype(int) - b.saliency.astype(int)).max() <= 1  # uint8 maps, rounding
+    assert sum(a.metrics["interventions"] for a in torch_runs) > 0  # the count is compared, not 0 == 0
+
+    # Cached: the next evaluation finds the graph by the checkpoint's digest and does not export again.
+    model = engine_model(checkpoint, "fp32")
+    assert model.parent.parent == cache_root()
+    stamp = model.stat().st_mtime_ns
+    assert engine_model(checkpoint, "fp32").stat().st_mtime_ns == stamp
+
+
+def test_drive_eval_engine_flag_reports_the_graph_that_drove(checkpoint, tmp_path, capsys):
+    out = tmp_path / "report"
+    args = ["eval", "--policy", checkpoint, "--noise", "0", "--seeds", "0", "--max-steps", "10"]
+    code = main([*args, "--engine", "onnx:fp32", "--out", str(out), "--quiet"])
+    assert code == 0
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["config"]["engine"] == "onnx:fp32" and data["engine"]["engine"] == "onnx:fp32"
+    row = data["engine"]["models"][checkpoint]
+    assert row["model"] == str(engine_model(checkpoint, "fp32")) and len(row["model_sha256"]) == 64
+    assert row["parity_max_abs_diff_1pm"] <= 1e-4
+    assert "Engine: `onnx:fp32`" in (out / "report.md").read_text()
+
+    code = main([*args, "--engine", "tensorrt", "--out", str(tmp_path / "x"), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "engine: 'tensorrt' is not one of torch, onnx, onnx:fp32, onnx:int8, onnx:fp16" in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["engine=onnx:int4"], "engine: 'onnx:int4' is not one of"),
+        (["engine=torch:fp16"], "engine: 'torch:fp16' is not one of"),
+        (["engine=onnx", "noise_space=standardized"], "noise_space 'standardized'"),
+    ],
+)
+def test_bad_engines_are_config_errors(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(EvalConfig, None, ["policies=[expert]", *overrides])
+
+
+def test_study_and_launch_files_take_the_engine_strictly():
+    from common.strict_config import from_dict
+    from drive.launch.runner import load_launch
+
+    assert from_dict(EvalConfig, {"policies": ["expert"], "engine": "onnx:int8"}, prefix="eval.").engine == (
+        "onnx:int8"
+    )
+    with pytest.raises(ConfigError, match=r"eval: engine: 'onnx:int3' is not one of"):
+        from_dict(EvalConfig, {"policies": ["expert"], "engine": "onnx:int3"}, prefix="eval.")
+    assert load_launch("launch/demo.yaml").eval["engine"] == "torch"
+
+
+def test_engine_names_parse_to_a_canonical_form():
+    assert parse_engine("torch").name == "torch"
+    assert parse_engine("onnx").name == "onnx:fp32"
+    assert parse_engine("onnx:int8").precision == "int8"
+
+
+def test_grad_cam_is_a_torch_engine_feature(checkpoint):
+    from drive.closed_loop.onnx_runner import OnnxRunner
+
+    runner = OnnxRunner(engine_model(checkpoint, "fp32"))
+    assert runner.has_feature_maps
+    with pytest.raises(ValueError, match="grad_cam.*torch-engine feature"):
+        runner.saliency_method = "grad_cam"
+
+
+def test_the_runtime_checks_the_diagnostic_outputs_its_metadata_names(checkpoint, tmp_path):
+    import onnx
+
+    from drive.onboard.contract import MetaKey, ModelContractError
+    from drive.onboard.runtime import OnboardPolicy
+
+    model = onnx.load(str(engine_model(checkpoint, "fp32")))
+    names = json.loads(next(p.value for p in model.metadata_props if p.key == MetaKey.DIAGNOSTIC_OUTPUTS))
+    assert names == ["activity", *(f"feature_map_{k}" for k in range(5))]
+    policy = OnboardPolicy(engine_model(checkpoint, "fp32"))
+    policy.act(np.zeros((78, 200, 3), np.uint8))
+    assert policy.diagnostics["activity"].shape == (1, 19)
+    assert [policy.diagnostics[f"feature_map_{k}"].ndim for k in range(5)] == [3] * 5
+
+    for value, message in (('["activity", "feature_map_9"]', "feature_map_9"), ("activity", "JSON list")):
+        for prop in model.metadata_props:  # the metadata is outside the model digest: only the key changes
+            if prop.key == MetaKey.DIAGNOSTIC_OUTPUTS:
+                prop.value = value
+        path = tmp_path / "edited.onnx"
+        onnx.save(model, str(path))
+        with pytest.raises(ModelContractError, match=message):
+            OnboardPolicy(path)
