@@ -9,13 +9,12 @@ import argparse
 import importlib
 import os
 import pkgutil
-import signal
 import sys
 from collections.abc import Sequence
-from types import FrameType
-from typing import Any
 
 import drive.commands
+from common.interrupts import Terminated as Terminated
+from common.interrupts import handle_signals
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,9 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    previous = _raise_on_sigterm()
     try:
-        return int(args.func(args) or 0)
+        with handle_signals():
+            return int(args.func(args) or 0)
     except Terminated:
         print("terminated", file=sys.stderr)
         return 143
@@ -57,26 +56,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"drive {args.command}: error: {err}", file=sys.stderr)
         return 2
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that every `finally` and `__exit__` runs (an episode being
-    recorded is closed as aborted, never as complete), as for Ctrl-C."""
-
-
-def _raise_on_sigterm() -> Any:
-    """Make SIGTERM raise `Terminated`; returns the previous handler (None off the main thread)."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Terminated(f"signal {signum}")
-
-    try:
-        return signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (e.g. main() called from a test's worker thread)
-        return None
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from common.interrupts import check
 from drive.closed_loop.drivers import Driver
 from drive.closed_loop.episode_metrics import episode_metrics
 from sim.perturbations import applied_noise_variance
@@ -130,6 +131,7 @@ def run_episode(
     try:
         steps = 0
         while True:
+            check()  # a Ctrl-C swallowed where it landed (common/interrupts.py)
             curvature = float(driver.act(obs, info))
             row = _row(obs, info, curvature, noise_variance)
             rows.append(row)

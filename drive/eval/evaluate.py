@@ -23,6 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.interrupts import check
 from drive.eval.episode import EpisodeOutcome, run_job
 from drive.eval.plan import EXPERT, EpisodeSpec, EvalConfig, eval_track, plan_episodes, policy_labels
 from drive.eval.server_pool import claim_server, on_server, run_on_held_server, servers_of
@@ -189,6 +190,7 @@ def _run_pool(
         }
         pending = set(futures)
         while pending:
+            check()  # a Ctrl-C swallowed where it landed (common/interrupts.py)
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             _drain(messages, bar)
             for future in done:

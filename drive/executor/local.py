@@ -17,6 +17,7 @@ from __future__ import annotations
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
+from common.interrupts import check
 from drive.executor.tasks import (
     Outcome,
     Task,
@@ -99,6 +100,7 @@ class LocalExecutor:
                     running[pool.submit(task.fn, *task.args)] = task
                 if not running:
                     continue
+                check()  # a Ctrl-C swallowed where it landed (common/interrupts.py)
                 done, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
                 for future in done:
                     task = running.pop(future)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from common.interrupts import check
 from common.strict_config import save_config, to_dict
 from drive.training.data import AugmentedWindows, eval_loader, steps_per_epoch, train_loader
 from drive.training.distributed import DistContext, all_reduce_sum, default_threads, init_distributed
@@ -307,6 +308,7 @@ class Trainer:
                 self.sampler.set_epoch(epoch, skip=done * self.batch_per_rank)
                 tick = time.perf_counter()
                 for frames, labels in self.loader:
+                    check()  # a Ctrl-C swallowed where it landed (common/interrupts.py)
                     stats = self.step(frames, labels)
                     now = time.perf_counter()
                     fps = frames_per_step / max(now - tick, 1e-9)
