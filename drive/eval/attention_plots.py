@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from drive.eval.episode import EpisodeOutcome
 from drive.eval.interpret import pca
 from drive.eval.plan import EvalConfig
-from drive.eval.plots import _draw_track, _path_segments
+from drive.eval.plots import _draw_track, _path_segments, first_episode
 from drive.eval.videos import saliency_overlay
 from perception.saliency_methods import SALIENCY_ABBREVIATIONS
 from sim.tracks.track import Track
@@ -37,7 +37,7 @@ def safe_name(label: str) -> str:
 
 def plot_attention_maps(config: EvalConfig, outcomes: list[EpisodeOutcome], path: Path) -> Path | None:
     """The maps figure of one policy (its episodes); None when no episode has attention."""
-    firsts = [_first(outcomes, config, n) for n in config.noise]
+    firsts = [first_episode(outcomes, config, n) for n in config.noise]
     rows = [o for o in firsts if o is not None and o.attention is not None]
     if not rows:
         return None
@@ -130,14 +130,3 @@ def _zoom_to(ax: Axes, x: np.ndarray, y: np.ndarray, margin_frac: float = 0.15) 
     cx, cy = 0.5 * (float(np.min(x)) + float(np.max(x))), 0.5 * (float(np.min(y)) + float(np.max(y)))
     ax.set_xlim(cx - 0.5 * span - margin, cx + 0.5 * span + margin)
     ax.set_ylim(cy - 0.5 * span - margin, cy + 0.5 * span + margin)
-
-
-def _first(outcomes: list[EpisodeOutcome], config: EvalConfig, noise: float) -> EpisodeOutcome | None:
-    for o in outcomes:
-        if (
-            o.spec.noise_variance == noise
-            and o.spec.condition == config.conditions[0]
-            and o.spec.seed == config.seeds[0]
-        ):
-            return o
-    return None

@@ -50,7 +50,7 @@ def write_plots(
         mine = [o for o in outcomes if o.spec.label == label]
         if track is not None:
             paths.append(plot_trajectories(config, track, mine, out / f"trajectory_{_safe(label)}.png"))
-        clean = _first(mine, config, min(config.noise))
+        clean = first_episode(mine, config, min(config.noise))
         if clean is not None and clean.hidden is not None:
             paths.append(plot_neuron_traces(clean, out / f"neurons_{_safe(label)}.png"))
         paths += _attention_plots(config, track, mine, clean, out, label)
@@ -120,7 +120,7 @@ def plot_ssim_vs_noise(config: EvalConfig, analysis: dict[str, Any], path: Path)
 def plot_trajectories(config: EvalConfig, track: Track, outcomes: list[EpisodeOutcome], path: Path) -> Path:
     """One track map per noise level (first condition and seed), the path coloured by PC1 (or by the
     policy's curvature when it has no hidden state), red crosses where the safety driver took over."""
-    episodes = [e for e in (_first(outcomes, config, n) for n in config.noise) if e is not None]
+    episodes = [e for e in (first_episode(outcomes, config, n) for n in config.noise) if e is not None]
     fig = Figure(figsize=(4.4 * len(episodes), 4.4), layout="constrained")
     axes = fig.subplots(1, len(episodes), squeeze=False)[0]
     for ax, outcome in zip(axes, episodes):
@@ -260,7 +260,7 @@ def _series(noises: list[float], by_noise: dict[str, Any], metric: str) -> tuple
     return mean, sd
 
 
-def _first(outcomes: list[EpisodeOutcome], config: EvalConfig, noise: float) -> EpisodeOutcome | None:
+def first_episode(outcomes: list[EpisodeOutcome], config: EvalConfig, noise: float) -> EpisodeOutcome | None:
     """The episode of the first condition and seed at `noise`."""
     for o in outcomes:
         if (

@@ -9,7 +9,6 @@ deletion gain nor its insertion gain has an interval above 0.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 from drive.study.jobs import eval_dir
 from drive.study.stats import Interval, mean_interval
 from drive.study.study_plan import EvalJob, StudyConfig
+from drive.study.tables import evaluated_episodes
 from perception.saliency_methods import SALIENCY_ABBREVIATIONS
 
 FAITHFULNESS = ("deletion_auc", "deletion_random_auc", "insertion_auc", "insertion_random_auc")
@@ -35,25 +35,19 @@ def attention_seed_values(config: StudyConfig) -> dict[tuple[str, str, str, floa
         if value is not None and np.isfinite(value):
             per_episode.setdefault(key, {}).setdefault(seed, []).append(float(value))
 
-    for protocol in config.protocols:
-        for seed in config.train.seeds:
-            for policy in config.train.policies:
-                path = eval_dir(config, EvalJob(protocol.name, policy, seed)) / "metrics.json"
-                if not path.is_file():
-                    continue
-                for episode in json.loads(path.read_text())["episodes"]:
-                    attention = episode.get("attention")
-                    if not attention:
-                        continue
-                    noise = float(episode["noise_variance"])
-                    for method, figures in attention["faithfulness"].items():
-                        for name in FAITHFULNESS:
-                            add((protocol.name, policy, method, noise, name), seed, figures[name])
-                    for method, value in (episode.get("ssim_by_method") or {}).items():
-                        add((protocol.name, policy, method, noise, "ssim"), seed, value)
-                    for pair, value in attention["rank_correlation"].items():
-                        a, b = pair.split("|")
-                        add((protocol.name, policy, a, noise, f"rank:{b}"), seed, value)
+    for protocol, policy, seed, episode in evaluated_episodes(config):
+        attention = episode.get("attention")
+        if not attention:
+            continue
+        noise = float(episode["noise_variance"])
+        for method, figures in attention["faithfulness"].items():
+            for name in FAITHFULNESS:
+                add((protocol, policy, method, noise, name), seed, figures[name])
+        for method, value in (episode.get("ssim_by_method") or {}).items():
+            add((protocol, policy, method, noise, "ssim"), seed, value)
+        for pair, value in attention["rank_correlation"].items():
+            a, b = pair.split("|")
+            add((protocol, policy, a, noise, f"rank:{b}"), seed, value)
     means = {
         k: {s: float(np.mean(v)) for s, v in sorted(by_seed.items())} for k, by_seed in per_episode.items()
     }

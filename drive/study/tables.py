@@ -5,7 +5,7 @@ the aggregates with intervals (the unit of replication is the training seed, see
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,34 +43,40 @@ EPISODE_COLUMNS = (
 """Columns of episodes.csv / episodes.parquet, one row per evaluated episode."""
 
 
-def episode_rows(config: StudyConfig) -> list[dict[str, Any]]:
-    """Every evaluated episode of every finished eval job, in plan order."""
-    rows = []
-    space = str(config.eval.get("noise_space", "pixel"))
+def evaluated_episodes(config: StudyConfig) -> Iterator[tuple[str, str, int, dict[str, Any]]]:
+    """(protocol, policy, training seed, the episode's entry in metrics.json) of every finished eval job,
+    in plan order."""
     for protocol in config.protocols:
         for seed in config.train.seeds:
             for policy in config.train.policies:
                 path = eval_dir(config, EvalJob(protocol.name, policy, seed)) / "metrics.json"
-                if not path.is_file():
-                    continue
-                for episode in json.loads(path.read_text())["episodes"]:
-                    metrics = episode["metrics"]
-                    rows.append(
-                        {
-                            "protocol": protocol.name,
-                            "policy": policy,
-                            "train_seed": seed,
-                            "eval_seed": int(episode["seed"]),
-                            "condition": episode["condition"],
-                            "noise_variance": float(episode["noise_variance"]),
-                            "noise_space": space,
-                            "deploy": str(episode.get("deploy", "none")),
-                            **{m: _number(metrics.get(m, episode.get(m))) for m in METRICS},
-                            "distance_m": _number(metrics.get("distance_m")),
-                            "elapsed_s": _number(metrics.get("elapsed_s")),
-                            "frames": int(metrics.get("frames", 0)),
-                        }
-                    )
+                if path.is_file():
+                    for episode in json.loads(path.read_text())["episodes"]:
+                        yield protocol.name, policy, seed, episode
+
+
+def episode_rows(config: StudyConfig) -> list[dict[str, Any]]:
+    """Every evaluated episode of every finished eval job, in plan order."""
+    rows = []
+    space = str(config.eval.get("noise_space", "pixel"))
+    for protocol, policy, seed, episode in evaluated_episodes(config):
+        metrics = episode["metrics"]
+        rows.append(
+            {
+                "protocol": protocol,
+                "policy": policy,
+                "train_seed": seed,
+                "eval_seed": int(episode["seed"]),
+                "condition": episode["condition"],
+                "noise_variance": float(episode["noise_variance"]),
+                "noise_space": space,
+                "deploy": str(episode.get("deploy", "none")),
+                **{m: _number(metrics.get(m, episode.get(m))) for m in METRICS},
+                "distance_m": _number(metrics.get("distance_m")),
+                "elapsed_s": _number(metrics.get("elapsed_s")),
+                "frames": int(metrics.get("frames", 0)),
+            }
+        )
     return rows
 
 
