@@ -151,3 +151,24 @@ def test_the_runtime_checks_the_diagnostic_outputs_its_metadata_names(checkpoint
         onnx.save(model, str(path))
         with pytest.raises(ModelContractError, match=message):
             OnboardPolicy(path)
+
+
+def test_under_jitter_and_drops_the_onnx_engine_integrates_the_told_time_like_torch(checkpoint, tmp_path):
+    """The graph gets the simulated elapsed time the deployment faults tell the policy (never the wall
+    clock between calls), so both engines integrate the same irregular steps."""
+    config = EvalConfig(
+        policies=[checkpoint],
+        noise=[0.0],
+        seeds=[0],
+        laps=None,
+        max_steps=100,
+        track="oval",
+        deploy=["drop=0.2,burst=2,jitter=0.5"],
+    )
+    torch_run, onnx_run = (
+        run_episodes(dataclasses.replace(config, engine=engine), tmp_path / engine, progress=False)[0]
+        for engine in ("torch", "onnx")
+    )
+    curvature_torch = torch_run.telemetry["policy_curvature_1pm"]
+    assert np.abs(curvature_torch).max() > 1e-3
+    np.testing.assert_allclose(onnx_run.telemetry["policy_curvature_1pm"], curvature_torch, rtol=0, atol=1e-4)
