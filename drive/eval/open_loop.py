@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from drive.eval.open_loop_metrics import open_loop_metrics
+from drive.eval.plan import check_sweep_axes
 from drive.eval.replay import LABEL_COLUMN
 from sim.perturbations import check_specs, gaussian_spec
 
@@ -72,16 +73,7 @@ class OpenLoopConfig:
             raise ValueError(
                 "policies: 'expert' has no meaning open loop (it is the label); give checkpoints"
             )
-        for name in ("noise", "seeds"):
-            values = getattr(self, name)
-            if not values:
-                raise ValueError(f"{name}: give at least one value")
-            if len(set(values)) != len(values):
-                raise ValueError(f"{name}: repeated values in {values}")
-        if any(seed < 0 for seed in self.seeds):
-            raise ValueError(f"seeds: must be ≥ 0, got {self.seeds}")
-        if any(not v >= 0 for v in self.noise):
-            raise ValueError(f"noise: variances must be ≥ 0, got {self.noise}")
+        check_sweep_axes(self, ("noise", "seeds"))
         check_specs(self.perturbations)
         if self.max_frames is not None and self.max_frames < 2:
             raise ValueError(f"max_frames must be ≥ 2 or None, got {self.max_frames}")

@@ -9,6 +9,7 @@ and the noise wrapper draw everything from the episode seed, so models are compa
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -110,16 +111,7 @@ class EvalConfig:
             object.__setattr__(self, "deploy", [DeploymentConfig.parse(d).label for d in self.deploy])
         except ValueError as exc:
             raise ValueError(f"deploy: {exc}") from None
-        for name in ("noise", "conditions", "seeds", "deploy"):
-            values = getattr(self, name)
-            if not values:
-                raise ValueError(f"{name}: give at least one value")
-            if len(set(values)) != len(values):
-                raise ValueError(f"{name}: repeated values in {values}")
-        if any(seed < 0 for seed in self.seeds):
-            raise ValueError(f"seeds: must be ≥ 0, got {self.seeds}")
-        if any(not v >= 0 for v in self.noise):
-            raise ValueError(f"noise: variances must be ≥ 0, got {self.noise}")
+        check_sweep_axes(self, ("noise", "conditions", "seeds", "deploy"))
         if self.laps is None and self.max_steps is None and self.max_time_s is None:
             raise ValueError("set laps, max_steps or max_time_s: an episode needs an end")
         if self.laps is not None and self.laps < 1:
@@ -303,3 +295,22 @@ def plan_episodes(config: EvalConfig, labels: list[str]) -> list[EpisodeSpec]:
                             )
                         )
     return specs
+
+
+def check_sweep_axes(config: Any, names: Sequence[str]) -> None:
+    """The swept lists `names` of `config` (e.g. noise, seeds) each hold at least one value and no repeats;
+    seeds are ≥ 0 and noise variances ≥ 0.
+
+    Raises:
+        ValueError: naming the list and its values.
+    """
+    for name in names:
+        values = getattr(config, name)
+        if not values:
+            raise ValueError(f"{name}: give at least one value")
+        if len(set(values)) != len(values):
+            raise ValueError(f"{name}: repeated values in {values}")
+    if any(seed < 0 for seed in config.seeds):
+        raise ValueError(f"seeds: must be ≥ 0, got {config.seeds}")
+    if any(not v >= 0 for v in config.noise):
+        raise ValueError(f"noise: variances must be ≥ 0, got {config.noise}")
