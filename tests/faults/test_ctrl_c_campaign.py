@@ -93,11 +93,14 @@ def _interrupt(
     scale = (time.monotonic() - start) / max(ref_s[stage], 1e-3)
     time.sleep(float(rng.uniform(0.0, 0.9 * shrink * scale * (ref_s[stage + 1] - ref_s[stage]))))
     at_s = time.monotonic() - start
+    unfinished = proc.poll() is None and not marks[-1].exists()
     if proc.poll() is None:
         os.killpg(proc.pid, sig)
     proc.wait(timeout=120)
     err = proc.stderr.read().decode() if proc.stderr else ""
     assert "Traceback" not in err, err[-3000:]
+    # Work went on to the end after the signal: it was lost (e.g. swallowed inside a finalizer).
+    assert not (unfinished and proc.returncode == 0), f"{signal.Signals(sig).name} was lost"
     if proc.returncode == -sig:
         assert marks[-1].exists(), f"killed by signal {sig} before it finished"
     else:
