@@ -53,9 +53,16 @@ def _unraisable(previous: Any) -> Any:
 
 
 @contextmanager
-def handle_signals() -> Iterator[None]:
+def handle_signals(restore: bool = True) -> Iterator[None]:
     """Within the block, SIGINT raises KeyboardInterrupt and SIGTERM `Terminated`, both noted for
-    `check()`; outside the main thread it does nothing (signal handlers live in the main thread)."""
+    `check()`; outside the main thread it does nothing (signal handlers live in the main thread).
+
+    Args:
+        restore: put the previous handlers back at the end. False, for a process's entry point: leave
+            the operating system's default (end the process, no Python code runs), since what follows
+            is the interpreter's shutdown, where a signal can interrupt nothing worth keeping but would
+            raise inside an atexit callback or a library's finalizer and print a traceback.
+    """
     _PENDING.clear()
     try:
         previous = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -68,6 +75,6 @@ def handle_signals() -> Iterator[None]:
         yield
     finally:
         for s, handler in previous.items():
-            signal.signal(s, handler)
+            signal.signal(s, handler if restore else signal.SIG_DFL)
         sys.unraisablehook = previous_hook
         _PENDING.clear()

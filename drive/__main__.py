@@ -1,6 +1,6 @@
 """`python -m drive …` (and `torchrun … -m drive train …`) runs the CLI."""
 
-from drive.cli import main
+from drive.cli import run
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

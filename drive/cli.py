@@ -11,6 +11,7 @@ import os
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import drive.commands
 from common.interrupts import Terminated as Terminated
@@ -34,14 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run() -> NoReturn:
+    """The `drive` program (console script, `python -m drive`): `main`, then exit with its status. A
+    signal that arrives once the command has finished ends the process quietly (`handle_signals`)."""
+    raise SystemExit(main(restore_signals=False))
+
+
+def main(argv: Sequence[str] | None = None, *, restore_signals: bool = True) -> int:
+    """Run one command; returns the exit status (0 done, 2 a user error, 130 / 143 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     try:
-        with handle_signals():
+        with handle_signals(restore=restore_signals):
             return int(args.func(args) or 0)
     except Terminated:
         print("terminated", file=sys.stderr)
@@ -59,4 +67,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()
