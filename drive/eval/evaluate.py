@@ -164,6 +164,9 @@ def evaluate(
     engine = parse_engine(config.engine)
     analysis["engine"] = describe_engine(engine, prepare_engine(engine, config.policies, quiet=True))
     figures = write_plots(config, outcomes, analysis, out / "plots")
+    # metrics.json says the run is complete: a Ctrl-C swallowed since the last episode (the pool's
+    # teardown, a finalizer while plotting) must stop the run before it is written.
+    check()
     return write_report(config, outcomes, analysis, out, figures=[str(f.relative_to(out)) for f in figures])
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from common.interrupts import check
 from drive.eval.open_loop import OpenLoopConfig, OpenLoopOutcome, find_data, plan_runs, run_open_loop
 from drive.eval.report import noise_key
 
@@ -61,6 +62,7 @@ def evaluate_open_loop(
             bar.set_postfix_str(f"{len(outcomes)}/{len(runs)} runs", refresh=False)
     analysis = analyse(config, outcomes)
     figures = write_plots(config, outcomes, analysis, out / "plots")
+    check()  # a Ctrl-C swallowed since the last run stops it before metrics.json says it is complete
     return write_report(config, analysis, out, figures=[str(f.relative_to(out)) for f in figures])
 
 

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from common.interrupts import check
+
 
 def write_launch_report(launch: Any) -> Path:
     """Write `<out>/report.md` for a `drive.launch.runner.Launch` and return its path."""
@@ -32,6 +34,7 @@ def write_launch_report(launch: Any) -> Path:
     lines += _onboard_section(launch)
     lines += _eval_section(launch)
     path = out / "report.md"
+    check()  # the launch's last output: a Ctrl-C swallowed while it was assembled stops it here
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.interrupts import check
 from drive.closed_loop.record import RecordConfig
 from drive.executor.config import ExecutorConfig
 
@@ -237,6 +238,7 @@ class Launch:
 
         save_config(self.config, self.out / "launch.yaml")
         for stage in stages:
+            check()  # a Ctrl-C swallowed in the previous stage's tail stops the launch before the next one
             started = time.perf_counter()
             print(f"== {stage}", flush=True)
             # Tie whatever this stage writes to its config before it writes anything (see check_done_stages).

@@ -115,6 +115,32 @@ def test_an_interrupted_eval_recording_is_aborted_and_a_rerun_redoes_it(tmp_path
     assert all(Recording(p).complete for p in (out / "episodes").iterdir())
 
 
+class _SignalsOnDelete:
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # the CLI's handler raises inside __del__: CPython drops it
+
+
+def test_a_ctrl_c_swallowed_after_the_last_episode_stops_eval_before_metrics(tmp_path, monkeypatch):
+    """Found by the Ctrl-C campaign: a signal that lands in a finalizer after the pool's last check (its
+    teardown, plotting) was lost, and the run went on to write metrics.json and exit 0."""
+    import drive.eval.plots as plots
+
+    real_write_plots = plots.write_plots
+
+    def write_plots(*args, **kwargs):
+        _SignalsOnDelete()  # dropped at once: the Ctrl-C is raised and swallowed in its __del__
+        return real_write_plots(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "write_plots", write_plots)
+    args = ["eval", "--policy", "expert", "--seeds", "0", "--max-steps", "20", "--track", "oval", "--quiet"]
+    out = tmp_path / "out"
+    assert main([*args, "--out", str(out)]) == 130
+    assert (out / "eval.yaml").exists() and not (out / "metrics.json").exists()
+    monkeypatch.undo()
+    assert main([*args, "--out", str(out)]) == 0
+    assert (out / "metrics.json").exists()
+
+
 def test_a_user_file_inside_an_incomplete_episode_is_never_deleted(tmp_path, monkeypatch):
     out = tmp_path / "rec"
     _interrupt_at(monkeypatch, 5, KeyboardInterrupt)
