@@ -247,11 +247,7 @@ class Launch:
             self._save_state()
             outcome = getattr(self, f"_stage_{stage}")()
             seconds = time.perf_counter() - started
-            entry = {
-                "seconds": round(seconds, 1),
-                **outcome,
-                "config_digest": digest,
-            }
+            entry = {"seconds": round(seconds, 1), **outcome, "config_digest": digest}
             if outcome.get("skipped"):
                 entry["seconds_when_run"] = self.state.get(stage, {}).get(
                     "seconds_when_run", self.state.get(stage, {}).get("seconds")
