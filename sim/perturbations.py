@@ -16,7 +16,9 @@ same frame.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
+import statistics
 from collections import deque
 from typing import Any, Literal
 
@@ -35,9 +37,10 @@ class GaussianNoise(ObservationWrapper):
         sim: the simulator to wrap.
         variance: σ², ≥ 0; 0 changes nothing.
         space: "pixel": N(0, σ²) per pixel and channel added to the image scaled to [0, 1], clipped,
-            back to uint8 (the paper). "standardized": the image is untouched and the observation
-            carries `input_noise`, (78, 200, 3) float32 N(0, σ²) draws for the policy to add to its
-            per-image-standardised input (σ² in units of that input's variance).
+            back to uint8 (the paper; drawn by inverse CDF over `NORMAL_LEVELS` quantiles).
+            "standardized": the image is untouched and the observation carries `input_noise`,
+            (78, 200, 3) float32 N(0, σ²) draws for the policy to add to its per-image-standardised
+            input (σ² in units of that input's variance).
     """
 
     salt = 1
@@ -52,6 +55,7 @@ class GaussianNoise(ObservationWrapper):
         super().__init__(sim)
         self.variance = float(variance)
         self.space = space
+        self._pixel_steps: np.ndarray | None = None  # (NORMAL_LEVELS,) int16, built at the first frame
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "variance": self.variance, "space": self.space}
@@ -68,11 +72,29 @@ class GaussianNoise(ObservationWrapper):
     def perturb(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.variance == 0:
             return image
-        noise = rng.standard_normal(image.shape, dtype=np.float32) * np.float32(
-            np.sqrt(self.variance) * 255.0
-        )
-        noisy: np.ndarray = np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+        if self._pixel_steps is None:
+            # floor(σ·255·z) per normal quantile, clipped to ±256 (beyond, every pixel clips alike).
+            steps = np.floor(normal_quantiles() * (np.sqrt(self.variance) * 255.0))
+            self._pixel_steps = np.clip(steps, -256, 256).astype(np.int16)
+        # uint8 + floor(σ·255·z) saturated to [0, 255] is exactly floor(clip(x + σ·255·z)), the float
+        # formula, with z drawn by inverse CDF: 3× cheaper than standard_normal at this image size.
+        quantile = rng.integers(0, NORMAL_LEVELS, image.shape, dtype=np.uint16)
+        noisy: np.ndarray = cv2.add(image, np.take(self._pixel_steps, quantile), dtype=cv2.CV_8U)
         return noisy
+
+
+NORMAL_LEVELS = 65_536  # quantiles of the pixel-space noise: z steps < 4e-5 σ near 0, |z| ≤ 4.33
+
+
+@functools.cache
+def normal_quantiles() -> np.ndarray:
+    """(NORMAL_LEVELS,) float64 standard normal quantiles Φ⁻¹((k + ½) / NORMAL_LEVELS), k = 0 … 65,535.
+
+    A uniform k picks a draw of N(0, 1) quantised to 65,536 equally likely levels. The tails beyond ±4.33
+    (probability 1.5e-5) are cut; for σ² ≥ 0.054 they lie beyond a uint8 image's clipping range anyway.
+    """
+    normal = statistics.NormalDist()
+    return np.array([normal.inv_cdf((k + 0.5) / NORMAL_LEVELS) for k in range(NORMAL_LEVELS)])
 
 
 class BrightnessContrast(ObservationWrapper):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import statistics
+
 import numpy as np
 import pytest
 
 from sim.perturbations import (
+    NORMAL_LEVELS,
     PERTURBATIONS,
     Blur,
     BrightnessContrast,
@@ -17,6 +20,7 @@ from sim.perturbations import (
     Shadows,
     applied_noise_variance,
     gaussian_spec,
+    normal_quantiles,
     wrap,
 )
 from sim.types import INPUT_NOISE_SHAPE, Command
@@ -132,18 +136,39 @@ def test_a_chain_rebuilds_from_its_own_params_and_reports_its_noise():
     assert applied_noise_variance(FakeSim()) == 0.0 and gaussian_spec(0.0) == []
 
 
-def _old_pixel_noise(image: np.ndarray, seed: int, frame: int, variance: float) -> np.ndarray:
-    """The pixel-space noise as it was before `space` existed (salt 1 of GaussianNoise)."""
-    rng = np.random.default_rng((seed, 1, frame))
-    noise = rng.standard_normal(image.shape, dtype=np.float32) * np.float32(np.sqrt(variance) * 255.0)
-    return np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+def _pixel_noise_reference(image: np.ndarray, seed: int, frame: int, variance: float) -> np.ndarray:
+    """The float formula floor(clip(x + σ·255·z)), z = Φ⁻¹((k + ½)/65,536) for the wrapper's uniform k."""
+    rng = np.random.default_rng((seed, 1, frame))  # salt 1: GaussianNoise's frame generator
+    k = rng.integers(0, 65_536, image.shape, dtype=np.uint16)
+    normal = statistics.NormalDist()
+    z = np.array([normal.inv_cdf((int(i) + 0.5) / 65_536) for i in k.ravel()]).reshape(image.shape)
+    return np.floor(np.clip(image + np.sqrt(variance) * 255.0 * z, 0, 255)).astype(np.uint8)
 
 
-def test_pixel_space_is_bit_identical_to_the_old_noise():
+def test_pixel_space_is_the_float_formula_at_the_drawn_quantiles():
     clean = _frames(FakeSim(), 4, seed=7)
     noisy = _frames(GaussianNoise(FakeSim(), 0.2, space="pixel"), 4, seed=7)
     for frame, (c, n) in enumerate(zip(clean, noisy)):
-        np.testing.assert_array_equal(n, _old_pixel_noise(c, 7, frame, 0.2))
+        np.testing.assert_array_equal(n, _pixel_noise_reference(c, 7, frame, 0.2))
+
+
+@pytest.mark.parametrize("variance", [0.0001, 0.0005])
+def test_pixel_noise_is_the_normal_asked_for_floored(variance):
+    # σ small enough that nothing clips at FakeSim's levels (≥ 28): the noise is floor(σ·255·z), of mean
+    # −½ (the uint8 cast truncates, as the float formula always did) and variance σ²·255² + 1/12.
+    clean = _frames(FakeSim(64, 64), 3, seed=2)
+    noisy = _frames(GaussianNoise(FakeSim(64, 64), variance), 3, seed=2)
+    draws = np.concatenate([n.astype(np.float64).ravel() - c.ravel() for c, n in zip(clean, noisy)])
+    sd_px = np.sqrt(variance) * 255.0
+    assert abs(draws.mean() + 0.5) < 5 * sd_px / np.sqrt(draws.size)
+    assert abs(draws.var() / (sd_px**2 + 1 / 12) - 1) < 5 * np.sqrt(2 / draws.size)
+
+
+def test_normal_quantiles_are_symmetric_and_standard():
+    z = normal_quantiles()
+    assert z.shape == (NORMAL_LEVELS,) and np.all(np.diff(z) > 0)
+    np.testing.assert_allclose(z, -z[::-1], atol=1e-12)
+    assert abs(z.var() - 1) < 1e-3 and z.max() == pytest.approx(4.3249, abs=1e-4)
 
 
 def _input_noise(sim, n: int, seed: int, curvature: float = 0.0) -> list[np.ndarray]:
