@@ -9,8 +9,9 @@ Stages in one process, each the previous plus one thing:
     +saliency    VisualBackProp per frame, recorded too
     +grad_cam    instead Captum's Grad-CAM per frame (one forward + backward), recorded too
     +integrated_gradients   instead Captum's integrated gradients (16 path points per frame), recorded too
-    onnx +policy / onnx +saliency: the same policy exported (fp32 diagnostics graph) driving through
-                 `OnboardPolicy` (`OnnxRunner`), without and with saliency, no recording
+    onnx +policy / onnx +saliency: the same policy exported (fp32 diagnostics graph, without its
+                 feature-map outputs when saliency is off) driving through `OnboardPolicy`
+                 (`OnnxRunner`), without and with saliency, no recording
 The saliency stages print their ratio to +record (the same loop without saliency, same run). And
 `pool`: `drive eval`'s worker pool (`--workers`) over several episodes, all workers' steps per
 wall-clock second, for every engine of `--engines`, saliency off and on (on: every frame), all in one
@@ -64,7 +65,8 @@ def stage_rate(stage: str, checkpoint: Path, steps: int, track: str, seed: int, 
     if stage == "sim":
         driver = ExpertDriver()
     elif stage.startswith("onnx"):
-        driver = OnnxRunner(engine_model(checkpoint, "fp32", quiet=True), saliency=saliency)
+        model = engine_model(checkpoint, "fp32", feature_maps=saliency is not None, quiet=True)
+        driver = OnnxRunner(model, saliency=saliency)  # as the engine drives: maps only for saliency
     else:
         driver = PolicyRunner(_policy(checkpoint), saliency=SALIENCY_STAGES.get(stage))
     recorded = stage == "+record" or stage in SALIENCY_STAGES
@@ -106,8 +108,10 @@ def pool_rate(
     tmp: Path,
 ) -> tuple[float, float]:
     """All workers' steps per wall-clock second over `episodes` episodes of the evaluation pool (no
-    recording; saliency on every frame when on): (worker start-up included, steady state from the
-    episodes' own times). The onnx engine's export is made before (cached), as a rerun finds it."""
+    recording; saliency on every frame when on): (worker start-up included, steady state). The steady
+    state is from the episodes' own times, leaving out each worker's first episode, which also pays the
+    process's one-time set-up (track, scenery, sessions: ~0.1 s). The onnx engine's export is made
+    before (cached), as a rerun finds it."""
     from drive.eval.evaluate import run_episodes
     from drive.eval.plan import EvalConfig
 
@@ -127,7 +131,9 @@ def pool_rate(
     outcomes = run_episodes(config, tmp / f"pool-{time.monotonic_ns()}", progress=False)
     wall_s = time.perf_counter() - start
     frames = sum(o.metrics["frames"] for o in outcomes)
-    return frames / wall_s, workers * frames / sum(o.wall_s for o in outcomes)
+    warm = [o for o in outcomes if o.process_episode > 0] or outcomes
+    steady = workers * sum(o.metrics["frames"] for o in warm) / sum(o.wall_s for o in warm)
+    return frames / wall_s, steady
 
 
 def print_pool(

@@ -102,17 +102,23 @@ def model_name(precision: str) -> str:
     return "model.onnx" if precision == "fp32" else f"model.{precision}.onnx"
 
 
-def engine_model(checkpoint: str | Path, precision: str = "fp32", *, quiet: bool = False) -> Path:
+def engine_model(
+    checkpoint: str | Path, precision: str = "fp32", *, feature_maps: bool = True, quiet: bool = False
+) -> Path:
     """The diagnostics graph of `checkpoint` at `precision`, exported into the cache unless already there.
 
     Written into a temporary folder beside the cache entry and moved in file by file, so a killed export
-    leaves nothing half-written under the entry's name.
+    leaves nothing half-written under the entry's name. `feature_maps=False`: the same graph without
+    the feature-map outputs (for driving with saliency off; onnxruntime would compute them anyway),
+    derived from it once (`drive.export.graph_edit.without_outputs`).
 
     Raises:
         ExportError: the exported graph failed its parity check against PyTorch.
     """
     folder = cache_root() / f"{checkpoint_digest(checkpoint)}-v{__version__}"
     target = folder / model_name(precision)
+    if not feature_maps:
+        return _without_feature_maps(engine_model(checkpoint, precision, quiet=quiet))
     if target.is_file():
         return target
     from drive.export.pipeline import export_checkpoint
@@ -139,6 +145,30 @@ def engine_model(checkpoint: str | Path, precision: str = "fp32", *, quiet: bool
     return target
 
 
+def _without_feature_maps(model: Path) -> Path:
+    """`model`'s sibling without feature-map outputs (`model.int8.onnx` -> `model.int8.no-maps.onnx`),
+    derived once and moved into place whole; `model` itself when it has none."""
+    target = model.with_name(model.name.removesuffix(".onnx") + ".no-maps.onnx")
+    if target.is_file():
+        return target
+    import onnx  # here: a worker's episode finds the file, and importing onnx takes ~0.3 s
+
+    from drive.export.graph_edit import without_outputs
+
+    full = onnx.load(str(model))
+    maps = [o.name for o in full.graph.output if o.name.startswith("feature_map_")]
+    if not maps:
+        return model
+    handle, tmp = tempfile.mkstemp(prefix=".no-maps-", suffix=".onnx", dir=model.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(without_outputs(full, maps).SerializeToString())
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
+
+
 def _training_drive(checkpoint: str | Path, min_frames: int = 400) -> Path | None:
     """A recorded drive the checkpoint trained on that is still on disk and long enough for the export's
     parity frames (200) and int8 calibration (the rest); None: synthetic frames instead."""
@@ -156,8 +186,11 @@ def _training_drive(checkpoint: str | Path, min_frames: int = 400) -> Path | Non
     return None
 
 
-def prepare_engine(engine: Engine, policies: list[str], *, quiet: bool = False) -> dict[str, Path]:
+def prepare_engine(
+    engine: Engine, policies: list[str], *, feature_maps: bool = True, quiet: bool = False
+) -> dict[str, Path]:
     """Export (or find in the cache) every checkpoint's graph before the episodes run; {} for torch.
+    `feature_maps`: the graphs with feature-map outputs (saliency on) or without (see `engine_model`).
 
     Returns:
         checkpoint -> graph path (the expert needs none).
@@ -166,7 +199,11 @@ def prepare_engine(engine: Engine, policies: list[str], *, quiet: bool = False) 
 
     if engine.kind == "torch":
         return {}
-    return {p: engine_model(p, engine.precision, quiet=quiet) for p in policies if p != EXPERT}
+    return {
+        p: engine_model(p, engine.precision, feature_maps=feature_maps, quiet=quiet)
+        for p in policies
+        if p != EXPERT
+    }
 
 
 def describe_engine(engine: Engine, models: dict[str, Path]) -> dict[str, Any]:

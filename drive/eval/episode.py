@@ -8,6 +8,7 @@ results. Checkpoints are loaded once per process (`_POLICIES`); torch runs singl
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ class EpisodeOutcome:
             wired head, or None.
         video: path of the overlay video, if one was written.
         wall_s: wall-clock seconds the episode took (not part of the results).
+        process_episode: episodes this process ran before this one; 0: its first, whose `wall_s` also
+            holds the process's one-time set-up (track, scenery, noise tables, onnxruntime sessions).
     """
 
     spec: EpisodeSpec
@@ -74,6 +77,10 @@ class EpisodeOutcome:
     wall_s: float
     attention: EpisodeAttention | None = None
     neuron_types: list[str] | None = None
+    process_episode: int = 0
+
+
+_EPISODES_IN_PROCESS = itertools.count()
 
 
 class WindowedDriver:
@@ -147,7 +154,8 @@ def build_driver(
 
     engine = parse_engine(config.engine)
     if engine.kind == "onnx":  # the parent exported it (`prepare_engine`): a cache hit here
-        onnx = onnx_runner(engine_model(spec.policy, engine.precision), spec.label, config.saliency)
+        model = engine_model(spec.policy, engine.precision, feature_maps=config.saliency)
+        onnx = onnx_runner(model, spec.label, config.saliency)
         return WindowedDriver(onnx, saliency_frames if onnx.saliency_method else 0, keep_frames)
     policy = cached_policy(spec.policy)
     method = config.saliency_methods[0] if config.saliency and policy.has_feature_maps else None
@@ -245,6 +253,7 @@ def run_job(
             wall_s=time.perf_counter() - started,
             attention=attention,
             neuron_types=_neuron_types(driver, hidden),
+            process_episode=next(_EPISODES_IN_PROCESS),
         )
     finally:
         if torch is not None:
@@ -279,6 +288,28 @@ def _neuron_types(driver: WindowedDriver, hidden: np.ndarray | None) -> list[str
     if wiring is None or hidden is None or hidden.shape[1] != wiring.units:
         return None
     return [str(wiring.neuron_type(i)) for i in range(wiring.units)]
+
+
+EPISODE_MODULES = (
+    "drive.closed_loop.drivers",
+    "drive.closed_loop.loop",
+    "drive.closed_loop.deployment_wrappers",
+    "drive.eval.attention",
+    "drive.eval.engine",
+    "sim.registry",
+    "sim.embedded.simulator",
+)
+"""What `run_job` imports as it goes (lazily, so a process that only plans pays nothing)."""
+
+
+def preload_episode_modules(engine: str) -> None:
+    """Import the modules an episode of `engine` ("torch", "onnx:…") runs on: a pool worker does it at
+    its start rather than inside its first episode's time."""
+    import importlib
+
+    onnx = ("drive.closed_loop.onnx_runner",) if engine.startswith("onnx") else ()
+    for name in (*EPISODE_MODULES, *onnx):
+        importlib.import_module(name)
 
 
 def _episode_simulator(config: EvalConfig, spec: EpisodeSpec, driver: WindowedDriver) -> Any:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.interrupts import check
-from drive.eval.episode import EpisodeOutcome, run_job
+from drive.eval.episode import EpisodeOutcome, preload_episode_modules, run_job
 from drive.eval.plan import EXPERT, EpisodeSpec, EvalConfig, eval_track, plan_episodes, policy_labels
 from drive.eval.server_pool import claim_server, on_server, run_on_held_server, servers_of
 
@@ -111,7 +111,10 @@ def run_episodes(
     if specs is None:
         specs = plan_episodes(config, resolve_labels(config))
     # Export once here, before the workers start, so no two processes export the same checkpoint.
-    prepare_engine(parse_engine(config.engine), sorted({s.policy for s in specs}), quiet=not progress)
+    engine = parse_engine(config.engine)
+    prepare_engine(
+        engine, sorted({s.policy for s in specs}), feature_maps=config.saliency, quiet=not progress
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     track = eval_track(config)
@@ -162,7 +165,8 @@ def evaluate(
     analysis = analyse(config, outcomes)
     analysis["policies"] = policies
     engine = parse_engine(config.engine)
-    analysis["engine"] = describe_engine(engine, prepare_engine(engine, config.policies, quiet=True))
+    models = prepare_engine(engine, config.policies, feature_maps=config.saliency, quiet=True)
+    analysis["engine"] = describe_engine(engine, models)
     figures = write_plots(config, outcomes, analysis, out / "plots")
     # metrics.json says the run is complete: a Ctrl-C swallowed since the last episode (the pool's
     # teardown, a finalizer while plotting) must stop the run before it is written.
@@ -185,7 +189,7 @@ def _run_pool(
             servers.put(server)
     outcomes: list[EpisodeOutcome] = []
     # On Ctrl-C (or a failed episode) the pool stops the running episodes: recordings close as aborted.
-    init_args = (messages, config.engine == "torch", servers)
+    init_args = (messages, config.engine, servers)
     with WorkerPool(workers, _init_worker, init_args) as pool:
         futures = {
             pool.submit(run_on_held_server, config, spec, out, _queue_sink(spec.index)): spec
@@ -208,16 +212,18 @@ def _run_pool(
     return outcomes
 
 
-def _init_worker(messages: Any, uses_torch: bool, servers: Any = None) -> None:
-    """A worker's start: the progress queue, its CARLA server (`sim.servers`: one per worker), and torch
-    (torch engine only: ~1 s of start-up) on 1 thread."""
+def _init_worker(messages: Any, engine: str, servers: Any = None) -> None:
+    """A worker's start: the progress queue, its CARLA server (`sim.servers`: one per worker), torch on 1
+    thread (torch engine only: ~1 s of start-up), and the modules every episode runs on (~0.2 s), so
+    that the episodes' own times are the work of the episodes."""
     global _QUEUE
     _QUEUE = messages
     claim_server(servers)
-    if uses_torch:
+    if engine == "torch":
         import torch
 
         torch.set_num_threads(1)
+    preload_episode_modules(engine)
 
 
 def _run_ray(

@@ -38,6 +38,7 @@ import torch
 
 from drive import __version__
 from drive.export.elapsed import elapsed_metadata, irregular_parity, with_elapsed
+from drive.export.graph_edit import stamp_digest
 from drive.export.graphs import (
     OPSET,
     STEP_ELAPSED_PERIODS,
@@ -75,7 +76,6 @@ from drive.onboard.contract import (
     STATE_INPUT,
     STATE_OUTPUT,
     MetaKey,
-    model_digest,
 )
 from policies.driving_policy import DrivingPolicy
 
@@ -133,10 +133,7 @@ def policy_metadata(
 def _atomic_save(model: onnx.ModelProto, path: Path) -> None:
     """Write `model` with the digest of its graph and weights in its metadata (checked on load)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    props = [p for p in model.metadata_props if p.key != MetaKey.MODEL_DIGEST]
-    del model.metadata_props[:]
-    model.metadata_props.extend(props)
-    model.metadata_props.add(key=MetaKey.MODEL_DIGEST, value=model_digest(model.SerializeToString()))
+    stamp_digest(model)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(model.SerializeToString())
     os.replace(tmp, path)

@@ -74,6 +74,10 @@ def to_int8_static(
         node.name for node in model.graph.node if node.op_type == "Conv" and PERCEPTION_SCOPE in node.name
     ]
     quantised = set(convs if first_conv else convs[1:])
+    # The ReLU after each quantised convolution is folded into it (its range becomes the convolution's
+    # output range), so onnxruntime chains the integer convolutions with no float ReLU in between.
+    conv_outputs = {out for node in model.graph.node if node.name in quantised for out in node.output}
+    quantised |= {n.name for n in model.graph.node if n.op_type == "Relu" and n.input[0] in conv_outputs}
     excluded = [node.name for node in model.graph.node if node.name not in quantised]
     # Zero state: the recurrent head is not quantised, so the state only has to be a valid input.
     state_input = next(i for i in model.graph.input if i.name == STATE_INPUT)
@@ -97,7 +101,7 @@ def to_int8_static(
                 target,
                 _Feeds(feeds),
                 quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=["Conv"],
+                op_types_to_quantize=["Conv", "Relu"],
                 nodes_to_exclude=excluded,
                 per_channel=True,
                 activation_type=QuantType.QUInt8,

@@ -30,11 +30,9 @@ from sim.embedded.scenery import (
     dash_polygons,
     edge_wobble,
     non_overlapping_groups,
-    place_ground_patches,
-    place_trees,
-    resample_track,
     tree_shadow_polygons,
 )
+from sim.embedded.scenery_cache import track_scenery
 from sim.tracks.track import Track
 from sim.types import Pose
 
@@ -83,7 +81,7 @@ class Renderer:
         self._cx, self._cy = camera.centre_px
         self._cp, self._sp = math.cos(camera.pitch_rad), math.sin(camera.pitch_rad)
         self._tan_half = math.tan(math.radians(camera.fov_deg) / 2)
-        geometry = resample_track(track)
+        geometry, patches, trees = track_scenery(track)
         self._centre = geometry.centre_xy_m @ np.array([1, 1j])
         self._normal = geometry.normal_xy @ np.array([1, 1j])
         # Decimation level of each cross-section: 2 where the index is a multiple of 4, 1 of 2.
@@ -94,7 +92,9 @@ class Renderer:
         self._max_offset_m = float(max(np.abs(self._strip_in).max(), np.abs(self._strip_out).max()))
         self._projector = GroundProjector(camera)
         self._wedge_margin_m = self._max_offset_m + 4 * geometry.spacing_m + 2.0
-        self._build_objects(track, geometry, scenery)
+        if not scenery:
+            patches, trees = GroundPatches.none(), Trees.none()
+        self._build_objects(track, geometry, patches, trees)
         self._mask = np.zeros((camera.height, camera.width), np.uint8)
         self._shade = np.empty((camera.height, camera.width, 3), np.uint8)
 
@@ -122,7 +122,9 @@ class Renderer:
         self._strip_colours = [tuple(int(c) for c in colour) for _, _, colour in strips]
         self._marking_colour = tuple(int(c) for c in cond.marking)
 
-    def _build_objects(self, track: Track, geometry: RoadGeometry, scenery: bool) -> None:
+    def _build_objects(
+        self, track: Track, geometry: RoadGeometry, patches: GroundPatches, trees: Trees
+    ) -> None:
         """Dashes, ground patches, tree shadows and trees, each with an anchor point, a radius and a view
         distance for culling; the anchors of the four kinds lie back to back in that order."""
         cond, to_c = self.condition, np.array([1, 1j])
@@ -137,14 +139,13 @@ class Renderer:
             anchors.append(np.concatenate([left_c, right_c]) @ to_c)
             radii.append(np.full(len(self._dashes), 2.0))
             reach.append(np.full(len(self._dashes), far))
-        patches = place_ground_patches(track, geometry) if scenery else GroundPatches.none()
         self._patches = patches.polygons_xy_m @ to_c
         self._patch_colours = [(v, v, v) for v in np.rint(patches.factor * _SHADE_ONE).astype(int).tolist()]
         centres = self._patches.mean(axis=1)
         anchors.append(centres)
         radii.append(np.abs(self._patches - centres[:, None]).max(axis=1, initial=0.0))
         reach.append(np.full(len(centres), min(far, _PATCH_VIEW_M)))  # beyond: sub-pixel and hazy
-        trees = self._trees = place_trees(track, geometry) if scenery else Trees.none()
+        self._trees = trees
         self._shadows = np.zeros((0, 3), complex)
         if cond.shadow_rgb is not None and len(trees):
             sun_az = sun_azimuth_for_seed(cond, self.seed)

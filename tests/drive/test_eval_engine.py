@@ -78,7 +78,8 @@ def test_drive_eval_engine_flag_reports_the_graph_that_drove(checkpoint, tmp_pat
     data = json.loads((out / "metrics.json").read_text())
     assert data["config"]["engine"] == "onnx:fp32" and data["engine"]["engine"] == "onnx:fp32"
     row = data["engine"]["models"][checkpoint]
-    assert row["model"] == str(engine_model(checkpoint, "fp32")) and len(row["model_sha256"]) == 64
+    drove = engine_model(checkpoint, "fp32", feature_maps=False)  # saliency is off by default
+    assert row["model"] == str(drove) and len(row["model_sha256"]) == 64
     assert row["parity_max_abs_diff_1pm"] <= 1e-4
     assert "Engine: `onnx:fp32`" in (out / "report.md").read_text()
 
@@ -172,3 +173,53 @@ def test_under_jitter_and_drops_the_onnx_engine_integrates_the_told_time_like_to
     curvature_torch = torch_run.telemetry["policy_curvature_1pm"]
     assert np.abs(curvature_torch).max() > 1e-3
     np.testing.assert_allclose(onnx_run.telemetry["policy_curvature_1pm"], curvature_torch, rtol=0, atol=1e-4)
+
+
+def test_saliency_off_drives_the_graph_without_feature_maps_to_the_same_numbers(checkpoint, tmp_path):
+    """onnxruntime computes every output on each call: with saliency off the engine drives a sibling
+    graph without the feature-map outputs, whose other outputs are the same nodes and weights."""
+    full, bare = engine_model(checkpoint, "fp32"), engine_model(checkpoint, "fp32", feature_maps=False)
+    assert bare == full.with_name("model.no-maps.onnx")
+    stamp = bare.stat().st_mtime_ns
+    assert engine_model(checkpoint, "fp32", feature_maps=False).stat().st_mtime_ns == stamp  # derived once
+    config = EvalConfig(
+        policies=[checkpoint], noise=[0.1], seeds=[0], laps=None, max_steps=60, track="oval", engine="onnx"
+    )
+    on, off = (
+        run_episodes(dataclasses.replace(config, saliency=s), tmp_path / str(s), progress=False)[0]
+        for s in (True, False)
+    )
+    assert off.saliency is None and on.saliency is not None
+    np.testing.assert_array_equal(off.telemetry["policy_curvature_1pm"], on.telemetry["policy_curvature_1pm"])
+    np.testing.assert_array_equal(off.hidden, on.hidden)
+
+
+def test_without_outputs_removes_the_nodes_and_weights_only_they_needed(checkpoint, tmp_path):
+    import onnx
+
+    from drive.export.graph_edit import without_outputs
+    from drive.onboard.contract import MetaKey
+    from drive.onboard.runtime import OnboardPolicy
+
+    model = onnx.load(str(engine_model(checkpoint, "fp32")))
+    maps = [f"feature_map_{k}" for k in range(5)]
+    bare = without_outputs(model, maps)
+    assert [o.name for o in bare.graph.output] == ["curvature", "next_state", "activity"]
+    kept = {n.name for n in bare.graph.node}
+    assert kept < {n.name for n in model.graph.node}
+    # Each map's channel mean went; the convolutions stay, the last one's output feeding the head.
+    assert sorted(n.op_type for n in model.graph.node if n.name not in kept) == ["ReduceMean"] * 5
+    props = {p.key: p.value for p in bare.metadata_props}
+    assert json.loads(props[MetaKey.DIAGNOSTIC_OUTPUTS]) == ["activity"]
+    onnx.save(bare, str(tmp_path / "bare.onnx"))
+    onnx.save(model, str(tmp_path / "full.onnx"))
+    policies = [OnboardPolicy(tmp_path / name) for name in ("full.onnx", "bare.onnx")]  # digests check
+    frames = np.random.default_rng(0).integers(0, 256, (5, 78, 200, 3), dtype=np.uint8)
+    for frame in frames:
+        a, b = (p.act(frame, 0.05) for p in policies)
+        assert a == b
+        np.testing.assert_array_equal(policies[0].state, policies[1].state)
+    assert sorted(policies[1].diagnostics) == ["activity"]
+    for drop in (["feature_map_9"], ["curvature", "next_state", "activity", *maps]):
+        with pytest.raises(ValueError, match="cannot drop"):
+            without_outputs(model, drop)

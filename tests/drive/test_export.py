@@ -182,6 +182,11 @@ def test_fp16_and_int8_variants_report_their_cost(tmp_path):
     assert all(dequantised.get(conv.input[1]) in int8_weights for conv in convs[1:])
     quantised = [n.input[0] for n in int8.graph.node if n.op_type == "QuantizeLinear"]
     assert quantised and all(name.startswith("/perception/") for name in quantised)
+    # The ReLUs after the quantised convolutions are folded into them (only the first conv's stays):
+    # each quantised convolution's output goes straight to its QuantizeLinear.
+    assert sum(n.op_type == "Relu" for n in int8.graph.node) == 2  # the first conv's and the dense layer's
+    quantize_inputs = {n.input[0] for n in int8.graph.node if n.op_type == "QuantizeLinear"}
+    assert all(conv.output[0] in quantize_inputs for conv in convs[1:])
     initializers = onnx.load(result.paths["fp16"]).graph.initializer
     assert {i.data_type for i in initializers if i.dims} >= {onnx.TensorProto.FLOAT16}
     assert "fp16 accuracy cost" in result.summary()
