@@ -44,6 +44,37 @@ class Synapses(NamedTuple):
     cm: torch.Tensor
 
 
+def unfold_step_captured(
+    v: torch.Tensor,
+    drive: torch.Tensor,
+    c: torch.Tensor,
+    pre_weight: torch.Tensor,
+    neg_sigma_mu: torch.Tensor,
+    scatter: torch.Tensor,
+    unfolds: int,
+    units: int,
+) -> torch.Tensor:
+    """`ltc_solver.unfold_step` in the form a captured (ONNX) graph runs fastest.
+
+    Each edge's pre-activation σ_e·v[src_e] − σ_e μ_e is one matrix product v @ pre_weight + b, with
+    pre_weight (N, E) holding σ_e in row src_e of column e, instead of a gather, a multiply and an add:
+    7 graph operations per unfold instead of 9 (onnxruntime spends ~2.5 µs on each of these tiny ones).
+    The numbers are the same: every column has one non-zero term. In PyTorch the gather is faster.
+
+    Args:
+        v: (B, N) potentials. drive, c, neg_sigma_mu, scatter, unfolds, units: see `unfold_step`.
+        pre_weight: (N, E) `src_onehot.T * sigma`.
+
+    Returns:
+        (B, N) the next potentials.
+    """
+    for _ in range(unfolds):
+        a = torch.sigmoid(torch.addmm(neg_sigma_mu, v, pre_weight))
+        num, den = torch.addmm(drive, a, scatter).split(units, 1)
+        v = torch.addcmul(num, c, v) / den
+    return v
+
+
 class LTCCell(LTCParameters):
     """An LTC cell over a wiring (an RNN cell: one time step; `policies.ltc.LTC` runs sequences).
 
@@ -219,17 +250,23 @@ class LTCCell(LTCParameters):
             syn.sensory_scatter,
             bias,
         )
-        v = ltc_solver.unfold_step(
-            state,
-            drive,
-            c,
-            self._src,
-            syn.sigma,
-            syn.neg_sigma_mu,
-            syn.scatter,
-            self._ode_unfolds,
-            self.units,
-        )
+        if ltc_solver.capturing():  # an exported graph: see `unfold_step_captured`
+            pre_weight = self._src_onehot.t() * syn.sigma
+            v = unfold_step_captured(
+                state, drive, c, pre_weight, syn.neg_sigma_mu, syn.scatter, self._ode_unfolds, self.units
+            )
+        else:
+            v = ltc_solver.unfold_step(
+                state,
+                drive,
+                c,
+                self._src,
+                syn.sigma,
+                syn.neg_sigma_mu,
+                syn.scatter,
+                self._ode_unfolds,
+                self.units,
+            )
         return self._map_outputs(v), v
 
     def forward(

@@ -193,7 +193,6 @@ def run_job(
     """
     from drive.closed_loop.loop import EpisodeLimits, run_episode
 
-    # Torch only for the torch engine: a worker of the onnx engine starts without importing it.
     torch = _torch_if_needed(config)
     threads = torch.get_num_threads() if torch is not None else 1
     if torch is not None:
@@ -261,7 +260,8 @@ def run_job(
 
 
 def _torch_if_needed(config: EvalConfig) -> Any:
-    """The torch module when `config`'s engine runs PyTorch (or it is already imported), else None."""
+    """The torch module when `config`'s engine runs PyTorch (or it is already imported), else None: a
+    worker of the onnx engine starts without importing it."""
     import sys
 
     if config.engine == "torch" or "torch" in sys.modules:
