@@ -77,13 +77,20 @@ class GaussianNoise(ObservationWrapper):
             steps = np.floor(normal_quantiles() * (np.sqrt(self.variance) * 255.0))
             self._pixel_steps = np.clip(steps, -256, 256).astype(np.int16)
         # uint8 + floor(σ·255·z) saturated to [0, 255] is exactly floor(clip(x + σ·255·z)), the float
-        # formula, with z drawn by inverse CDF: 3× cheaper than standard_normal at this image size.
-        quantile = rng.integers(0, NORMAL_LEVELS, image.shape, dtype=np.uint16)
+        # formula, with z drawn by inverse CDF: 4× cheaper than standard_normal at this image size.
+        quantile = uniform_u16(rng, image.size).reshape(image.shape)
         noisy: np.ndarray = cv2.add(image, np.take(self._pixel_steps, quantile), dtype=cv2.CV_8U)
         return noisy
 
 
 NORMAL_LEVELS = 65_536  # quantiles of the pixel-space noise: z steps < 4e-5 σ near 0, |z| ≤ 4.33
+
+
+def uniform_u16(rng: np.random.Generator, count: int) -> np.ndarray:
+    """(count,) uniform uint16 from `rng`'s raw 64-bit words, four per word (little-endian order, the
+    same on every platform): twice as fast as `rng.integers` at a frame's size."""
+    words = np.asarray(rng.bit_generator.random_raw(-(-count // 4)), "<u8")
+    return words.view("<u2")[:count]
 
 
 @functools.cache

@@ -29,7 +29,6 @@ from sim.embedded.scenery import (
     Trees,
     dash_polygons,
     edge_wobble,
-    non_overlapping_groups,
     tree_shadow_polygons,
 )
 from sim.embedded.scenery_cache import track_scenery
@@ -151,7 +150,6 @@ class Renderer:
             sun_az = sun_azimuth_for_seed(cond, self.seed)
             polys = tree_shadow_polygons(trees, sun_az, cond.shadow_elevation_rad)
             self._shadows = polys @ to_c
-            self._shadow_group = non_overlapping_groups(polys)
             centres = self._shadows.mean(axis=1)
             anchors.append(centres)
             radii.append(np.abs(self._shadows - centres[:, None]).max(axis=1))
@@ -164,6 +162,7 @@ class Renderer:
         self._anchor_radius = np.concatenate(radii)
         self._anchor_reach = np.concatenate(reach)
         self._splits = np.cumsum([len(self._dashes), len(self._patches), len(self._shadows)])
+        self._starts = [0, *self._splits.tolist()]  # each kind's first anchor
         conifer = trees.kind == TREE_KIND_CONIFER
         crown = np.where(conifer[:, None], cond.conifer, cond.foliage) * trees.tint[:, None]
         top = crown * 1.3 + 12.0  # the lit side of a crown, the upper tier of a conifer
@@ -228,9 +227,8 @@ class Renderer:
         sel = (reach > 0) & (fwd - r < self._anchor_reach)
         sel &= np.abs(left) - r < reach * (1.05 * self._tan_half) + 2.0
         idx = np.flatnonzero(sel)
-        cuts = np.searchsorted(idx, self._splits).tolist()
-        starts = [0, *self._splits.tolist()]
-        return [part - start for part, start in zip(np.split(idx, cuts), starts)]
+        bounds = [0, *np.searchsorted(idx, self._splits).tolist(), len(idx)]
+        return [idx[i:j] - start for i, j, start in zip(bounds, bounds[1:], self._starts)]
 
     def _draw_road(self, img: np.ndarray, origin: complex, rot: complex, dashes: np.ndarray) -> None:
         """Fill the road's strips (verge, asphalt, solid lines), the dashes, then the strips on top."""
@@ -296,15 +294,8 @@ class Renderer:
         if len(shadows):
             rel = (self._shadows[shadows] - origin) * rot
             pts, kept = self._projector.to_pixels(rel.real, rel.imag)
-            # Shadows overwrite patches; one fill per group of mutually non-overlapping shadows
-            # (fillPoly is even-odd: overlapping polygons in one call would cancel).
-            group = self._shadow_group[shadows[kept]]
-            for g in np.unique(group).tolist():
-                if isinstance(pts, np.ndarray):
-                    polys = pts[group == g]
-                else:
-                    polys = [p for p, gp in zip(pts, group.tolist()) if gp == g]
-                cv2.fillPoly(shade, polys, self._shadow_colour, cv2.LINE_8, shift)
+            for poly in pts:  # overwriting the patches (~8 in view: a call each beats grouping them)
+                cv2.fillPoly(shade, [poly], self._shadow_colour, cv2.LINE_8, shift)
             drawn = drawn or len(kept) > 0
         if drawn:
             r0 = self._layers.sky_rows
@@ -336,35 +327,26 @@ class Renderer:
         )
         if not big.size:
             return
+        rel, idx, geo = rel[big], idx[big], geo[big]
         haze = haze_fraction(cond, np.abs(rel))
         lit = self._tree_lit[idx] * (1 - haze)[:, None, None]
         if cond.headlights:
-            lit *= illumination(cond, fw, lf)[:, None, None]
+            lit *= illumination(cond, rel.real, rel.imag)[:, None, None]
         colours = np.clip(lit + (haze[:, None] * self._haze_rgb)[:, None, :], 0, 255).astype(int).tolist()
         geo[:, 5] = np.maximum(geo[:, 5], 0.5)  # trunks at least a pixel wide
-        geo = np.rint(geo * ONE).astype(np.int32)
-        # Conifers: a cone from the crown base to the top and a narrower upper tier from half-way.
-        ug, vcb, vt, cr = geo[:, 0], geo[:, 2], geo[:, 4], geo[:, 6]
-        cones = np.empty((len(idx), 2, 3, 2), np.int32)
-        cones[:, :, 0, 0], cones[:, :, 1, 0], cones[:, :, 2, 0] = -1, 1, 0
-        cones[:, :, :, 0] *= np.stack([cr, cr // 2], axis=1)[:, :, None]
-        cones[:, :, :, 0] += ug[:, None, None]
-        cones[:, 0, :2, 1] = vcb[:, None]
-        cones[:, 1, :2, 1] = ((vcb + vt) // 2)[:, None]
-        cones[:, :, 2, 1] = vt[:, None]
-        geo_rows = geo.tolist()  # plain Python ints for the per-tree cv2 calls below
+        geo_rows = np.rint(geo * ONE).astype(np.int32).tolist()  # fixed-point ints for the cv2 calls
         conifer = (trees.kind[idx] == TREE_KIND_CONIFER).tolist()
-        detail = (cr > 2 * ONE).tolist()  # crowns over 2 px get their second shade
         line, rectangle, circle, fill = cv2.LINE_8, cv2.rectangle, cv2.circle, cv2.fillConvexPoly
-        for i in big.tolist():
-            u, vb, vcb, vcc, vt, tw, cr = geo_rows[i]
-            crown, top, trunk = colours[i]
+        for (u, vb, vcb, vcc, vt, tw, cr), (crown, top, trunk), cone in zip(geo_rows, colours, conifer):
             rectangle(img, (u - tw, vcb), (u + tw, vb), trunk, -1, line, SHIFT)
-            if conifer[i]:
-                fill(img, cones[i, 0], crown, line, SHIFT)
-                if detail[i]:
-                    fill(img, cones[i, 1], top, line, SHIFT)
+            detail = cr > 2 * ONE  # crowns over 2 px get their second shade
+            if cone:  # a cone from the crown base to the top, a narrower upper tier from half-way
+                fill(img, np.array([(u - cr, vcb), (u + cr, vcb), (u, vt)], np.int32), crown, line, SHIFT)
+                if detail:
+                    half, mid = cr // 2, (vcb + vt) // 2
+                    tier = np.array([(u - half, mid), (u + half, mid), (u, vt)], np.int32)
+                    fill(img, tier, top, line, SHIFT)
             else:
                 circle(img, (u, vcc), cr, crown, -1, line, SHIFT)
-                if detail[i]:
+                if detail:
                     circle(img, (u - cr // 4, vcc - cr // 3), (cr * 3) // 5, top, -1, line, SHIFT)

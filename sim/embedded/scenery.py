@@ -361,25 +361,3 @@ def edge_wobble(geometry: RoadGeometry, seed: int) -> np.ndarray:
     wave -= wave.min()
     normalised: np.ndarray = wave / max(float(wave.max()), 1e-9)
     return normalised
-
-
-def non_overlapping_groups(polygons_xy_m: np.ndarray) -> np.ndarray:
-    """Colour polygons so that no two in a group overlap (greedy, on bounding circles).
-
-    OpenCV fills several polygons in one call with the even-odd rule, so overlapping ones would cancel;
-    polygons of one group can share a call.
-
-    Args:
-        polygons_xy_m: (P, K, 2) polygons, m.
-
-    Returns:
-        (P,) group index of each polygon, 0..G-1.
-    """
-    centre = polygons_xy_m.mean(axis=1)
-    radius = np.linalg.norm(polygons_xy_m - centre[:, None], axis=2).max(axis=1)
-    group = np.full(len(centre), -1)
-    for i in np.argsort(-radius, kind="stable").tolist():  # big ones first: fewer groups
-        near = np.linalg.norm(centre - centre[i], axis=1) < radius + radius[i]
-        taken = set(group[near].tolist())
-        group[i] = next(g for g in range(len(centre) + 1) if g not in taken)
-    return group

@@ -21,6 +21,7 @@ from sim.perturbations import (
     applied_noise_variance,
     gaussian_spec,
     normal_quantiles,
+    uniform_u16,
     wrap,
 )
 from sim.types import INPUT_NOISE_SHAPE, Command
@@ -139,7 +140,8 @@ def test_a_chain_rebuilds_from_its_own_params_and_reports_its_noise():
 def _pixel_noise_reference(image: np.ndarray, seed: int, frame: int, variance: float) -> np.ndarray:
     """The float formula floor(clip(x + σ·255·z)), z = Φ⁻¹((k + ½)/65,536) for the wrapper's uniform k."""
     rng = np.random.default_rng((seed, 1, frame))  # salt 1: GaussianNoise's frame generator
-    k = rng.integers(0, 65_536, image.shape, dtype=np.uint16)
+    words = rng.bit_generator.random_raw(image.size // 4)  # each 64-bit word: 4 indices, low bits first
+    k = ((words[:, None] >> np.array([0, 16, 32, 48], np.uint64)) & np.uint64(0xFFFF)).reshape(image.shape)
     normal = statistics.NormalDist()
     z = np.array([normal.inv_cdf((int(i) + 0.5) / 65_536) for i in k.ravel()]).reshape(image.shape)
     return np.floor(np.clip(image + np.sqrt(variance) * 255.0 * z, 0, 255)).astype(np.uint8)
@@ -213,3 +215,14 @@ def test_input_noise_shape_is_the_network_input():
     from perception.preprocess import NCP_INPUT_HEIGHT, NCP_INPUT_WIDTH
 
     assert INPUT_NOISE_SHAPE == (NCP_INPUT_HEIGHT, NCP_INPUT_WIDTH, 3)
+
+
+def test_uniform_u16_is_uniform_and_takes_any_count():
+    rng = np.random.default_rng(3)
+    assert uniform_u16(rng, 10).shape == (10,) and uniform_u16(rng, 10).dtype == np.uint16
+    draws = uniform_u16(rng, 400_000)
+    counts = np.bincount(draws >> 12, minlength=16)  # 16 equal bins of the 16-bit range
+    expected = draws.size / 16
+    assert ((counts - expected) ** 2 / expected).sum() < 50  # chi-square, 15 dof: p ≈ 1e-5
+    for lane in range(4):  # each 16-bit lane of the words is uniform by itself
+        assert abs(draws[lane::4].mean() / 65_535 - 0.5) < 0.005

@@ -16,7 +16,6 @@ from sim.embedded.scenery import (
     Trees,
     dash_polygons,
     edge_wobble,
-    non_overlapping_groups,
     place_ground_patches,
     place_trees,
     resample_track,
@@ -102,19 +101,6 @@ def test_shadows_fall_away_from_the_sun_and_lengthen_at_dusk() -> None:
     assert 0 < reach_high < reach_low
     with pytest.raises(ValueError, match="sun_elevation_rad"):
         tree_shadow_polygons(trees, sun, 0.0)
-
-
-def test_groups_never_hold_overlapping_polygons() -> None:
-    track = circle(60.0, seed=3)
-    polys = tree_shadow_polygons(place_trees(track, resample_track(track)), 1.0, 0.3)
-    group = non_overlapping_groups(polys)
-    centre = polys.mean(axis=1)
-    radius = np.linalg.norm(polys - centre[:, None], axis=2).max(axis=1)
-    for g in np.unique(group):
-        idx = np.flatnonzero(group == g)
-        d = np.linalg.norm(centre[idx, None] - centre[None, idx], axis=2)
-        overlap = d < radius[idx, None] + radius[None, idx]
-        assert not (overlap & ~np.eye(len(idx), dtype=bool)).any()
 
 
 def test_edge_wobble_is_smooth_and_seeded() -> None:
