@@ -75,14 +75,15 @@ class Preprocess(nn.Module):
         return preprocess_torch(images_u8, self.contract)
 
 
-def standardize(x: torch.Tensor) -> torch.Tensor:
+def standardize(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """Per-image standardisation, as tf.image.per_image_standardization.
 
     Each image's H*W*3 values get zero mean and unit (population) standard deviation; the divisor is
-    max(std, 1/sqrt(N)) so that a constant image maps to zeros instead of dividing by zero.
+    max(std, scale/sqrt(N)) so that a constant image maps to zeros instead of dividing by zero.
 
     Args:
         x: (B, 3, H, W) float, typically in [0, 1].
+        scale: the unit of `x` (255: raw camera values), so that the result is `standardize(x / scale)`.
 
     Returns:
         (B, 3, H, W) float, same dtype.
@@ -92,4 +93,4 @@ def standardize(x: torch.Tensor) -> torch.Tensor:
     num_elements = math.prod(static_shape(x)[1:])
     centred = x - x.mean(dim=(1, 2, 3), keepdim=True)
     std = centred.square().mean(dim=(1, 2, 3), keepdim=True).sqrt()
-    return centred / std.clamp(min=1.0 / math.sqrt(num_elements))
+    return centred / std.clamp(min=scale / math.sqrt(num_elements))

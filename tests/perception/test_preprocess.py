@@ -227,6 +227,22 @@ def test_standardize_matches_tensorflow_formula_and_survives_constant_images():
     assert torch.isfinite(out).all() and out.abs().max() < 1e-5
 
 
+def test_camera_values_standardise_as_the_unit_image_including_the_floor():
+    from perception.feature_net import camera_to_standardized
+
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (2, 78, 200, 3), generator=g, dtype=torch.uint8)
+    images[1] = 100
+    images[1, 0, 0, 0] = 101  # nearly constant: the floor max(std, 1/sqrt(N)) decides the divisor
+    unit = images.to(torch.float32).div(255.0).permute(0, 3, 1, 2)
+    raw, scaled = camera_to_standardized(images), standardize(unit)
+    torch.testing.assert_close(raw[0], scaled[0], atol=1e-5, rtol=0)
+    # Nearly constant: x/255 rounds each value before the mean is subtracted (cancellation), the raw
+    # values do not; the two agree to the scaled path's own rounding.
+    torch.testing.assert_close(raw[1], scaled[1], atol=1e-4, rtol=0)
+    assert camera_to_standardized(images)[1].abs().max() < 1.0  # the floor held (no blow-up to ~216)
+
+
 def test_standardize_rejects_integers():
     with pytest.raises(ValueError, match="float"):
         standardize(torch.zeros(1, 3, 4, 4, dtype=torch.uint8))
