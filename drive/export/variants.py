@@ -8,17 +8,17 @@ them unchanged; what they cost in accuracy is measured by the export against PyT
   casting back to float32, so it is rarely faster there.
 - int8: the perception's convolutions statically quantised to 8 bits (QDQ: int8 weights per output
   channel, uint8 activations with ranges calibrated once on recorded frames), which onnxruntime fuses
-  into integer convolutions (VNNI on x86, dot-product instructions on ARM). Measured on this project's
-  trained NCP, 1 thread: 0.55 ms per step vs 1.18 ms fp32; dynamic quantisation (activation ranges
-  found per call) took 0.94 ms. Kept float32, each for a measured reason:
-  - the first convolution: its input is the standardised camera image, whose outliers set a wide
-    range; float there cut the accuracy cost from 3.0 % to 2.4 % of the curvature rms at equal speed.
-    Re-measured (issue 19, `bench/onboard.py --int8-first-conv`, trained seed-0 checkpoints of each
-    model, 200 recorded frames, 1 thread on a loaded 2-core machine): quantising it too changed the
-    p50 by -0.004 / +0.006 / -0.023 / -0.15 ms (ncp-ltc / ncp-cfc / lstm / cnn, of 0.61 / 0.61 / 0.63
-    / 1.86 ms) and the accuracy cost from 2.2 / 1.4 / 0.49 / 0.29 % to 1.7 / 1.5 / 0.53 / 0.33 % of
-    the curvature rms: no speed worth having (3 input channels keep the int8 kernel from gaining) and
-    a cost that moves both ways, so it stays float (`first_conv=True` quantises it);
+  into integer convolutions (VNNI on x86, dot-product instructions on ARM), each convolution's ReLU
+  folded into it. Dynamic quantisation (activation ranges found per call) was slower (0.94 ms vs 0.55).
+  The first convolution sees 3 channels, on which the integer kernel gained nothing (measured: p50
+  -0.004 / +0.006 / -0.023 / -0.15 ms for ncp-ltc / ncp-cfc / lstm / cnn), so it is first rewritten
+  exactly as SpaceToDepth + a stride-1 convolution over 12 channels (`drive.export.space_to_depth`)
+  and quantised in that form. Measured (issue 19, `bench/onboard.py --int8-float-first-conv`, the
+  demo's trained checkpoints, 200 recorded frames, 1 thread, quiet 2-core machine), against int8 with
+  the first convolution float: p50 0.384 / 0.378 / 0.364 / 1.092 ms vs 0.457 / 0.447 / 0.432 / 1.136
+  (-16 / -15 / -16 / -4 %), accuracy cost 0.34 / 0.49 / 0.48 / 0.34 % of the curvature rms vs
+  0.20 / 0.41 / 0.43 / 0.18 % (max |Δcurvature| ≤ 6.5e-4 1/m). `first_conv=False` keeps it float.
+  Kept float32, each for a measured reason:
   - the per-channel dense layers (the 32 features): quantised they doubled the cost (6 %);
   - preprocessing and the recurrent head: a few hundred parameters that cost nothing to run, and an
     error fed back through the state would accumulate from frame to frame.
@@ -41,6 +41,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
+from drive.export.space_to_depth import first_conv_to_space_to_depth
 from drive.onboard.contract import ELAPSED_INPUT, IMAGE_INPUT, STATE_INPUT
 
 PERCEPTION_SCOPE = "/perception/"
@@ -55,16 +56,16 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def to_int8_static(
-    model: onnx.ModelProto, calibration_frames: np.ndarray, first_conv: bool = False
+    model: onnx.ModelProto, calibration_frames: np.ndarray, first_conv: bool = True
 ) -> onnx.ModelProto:
-    """A copy of `model` with the perception's convolutions (all but the first) quantised to 8 bits.
+    """A copy of `model` with the perception's convolutions quantised to 8 bits.
 
     Args:
         model: an fp32 one-step graph (inputs image and state).
         calibration_frames: (n, H, W, 3) uint8 camera frames the activation ranges are taken from
             (min/max over the frames; see `drive.export.parity.calibration_frames`).
-        first_conv: quantise the first convolution too (off: see the module docstring and
-            `bench/onboard.py --int8-first-conv` for its measured cost).
+        first_conv: quantise the first convolution too, in its SpaceToDepth form (False: keep it
+            float; see the module docstring and `bench/onboard.py --int8-float-first-conv`).
 
     Returns:
         The QDQ graph (QuantizeLinear/DequantizeLinear around each quantised Conv; standard ONNX that
@@ -73,6 +74,11 @@ def to_int8_static(
     convs = [
         node.name for node in model.graph.node if node.op_type == "Conv" and PERCEPTION_SCOPE in node.name
     ]
+    if first_conv:  # over 2x2 blocks (12 channels) the integer kernel pays; over 3 channels it did not
+        try:
+            model = first_conv_to_space_to_depth(model, convs[0])
+        except ValueError:
+            pass  # not a stride-2 convolution of an even-sized image: quantised as it is
     quantised = set(convs if first_conv else convs[1:])
     # The ReLU after each quantised convolution is folded into it (its range becomes the convolution's
     # output range), so onnxruntime chains the integer convolutions with no float ReLU in between.

@@ -172,21 +172,22 @@ def test_fp16_and_int8_variants_report_their_cost(tmp_path):
     int8 = onnx.load(result.paths["int8"])
     meta = {p.key: p.value for p in int8.metadata_props}
     assert meta[MetaKey.INT8_CALIBRATION] == "synthetic (seed 1), 256 frames"
-    # Static QDQ: the weights of every convolution but the first are int8 initializers, each feeding a
-    # DequantizeLinear; the first convolution and everything outside the perception stay float.
+    # Static QDQ: every convolution's weights are int8 initializers, each feeding a DequantizeLinear; the
+    # first convolution reads a SpaceToDepth of the image (12 channels); everything outside the
+    # perception stays float.
     dequantised = {n.output[0]: n.input[0] for n in int8.graph.node if n.op_type == "DequantizeLinear"}
     int8_weights = {i.name for i in int8.graph.initializer if i.data_type == onnx.TensorProto.INT8}
     convs = [n for n in int8.graph.node if n.op_type == "Conv"]
     assert len(convs) == 5
-    assert convs[0].input[1] not in dequantised
-    assert all(dequantised.get(conv.input[1]) in int8_weights for conv in convs[1:])
+    assert all(dequantised.get(conv.input[1]) in int8_weights for conv in convs)
+    assert [n.op_type for n in int8.graph.node].count("SpaceToDepth") == 1
     quantised = [n.input[0] for n in int8.graph.node if n.op_type == "QuantizeLinear"]
-    assert quantised and all(name.startswith("/perception/") for name in quantised)
-    # The ReLUs after the quantised convolutions are folded into them (only the first conv's stays):
-    # each quantised convolution's output goes straight to its QuantizeLinear.
-    assert sum(n.op_type == "Relu" for n in int8.graph.node) == 2  # the first conv's and the dense layer's
+    assert quantised and all(name.startswith("/perception/") or "s2d" in name for name in quantised)
+    # Each convolution's ReLU is folded into it: its output goes straight to its QuantizeLinear, and the
+    # only ReLU left is the dense layer's.
+    assert sum(n.op_type == "Relu" for n in int8.graph.node) == 1
     quantize_inputs = {n.input[0] for n in int8.graph.node if n.op_type == "QuantizeLinear"}
-    assert all(conv.output[0] in quantize_inputs for conv in convs[1:])
+    assert all(conv.output[0] in quantize_inputs for conv in convs)
     initializers = onnx.load(result.paths["fp16"]).graph.initializer
     assert {i.data_type for i in initializers if i.dims} >= {onnx.TensorProto.FLOAT16}
     assert "fp16 accuracy cost" in result.summary()
