@@ -223,6 +223,9 @@ def _init_worker(messages: Any, engine: str, servers: Any = None) -> None:
         import torch
 
         torch.set_num_threads(1)
+    import cv2
+
+    cv2.setNumThreads(1)  # one core per worker: OpenCV's pool would only contend with the other workers
     preload_episode_modules(engine)
 
 
