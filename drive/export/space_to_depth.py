@@ -41,7 +41,8 @@ def space_to_depth_weights(
     embedded = np.zeros((filters, channels, 2 * th, 2 * tw), weight.dtype)
     embedded[:, :, sh : sh + kh, sw : sw + kw] = weight
     blocks = embedded.reshape(filters, channels, th, 2, tw, 2)  # (F, C, K_h, a, K_w, b)
-    return blocks.transpose(0, 3, 5, 1, 2, 4).reshape(filters, 4 * channels, th, tw)
+    rearranged: np.ndarray = blocks.transpose(0, 3, 5, 1, 2, 4).reshape(filters, 4 * channels, th, tw)
+    return rearranged
 
 
 def first_conv_to_space_to_depth(model: onnx.ModelProto, conv_name: str) -> onnx.ModelProto:
