@@ -147,7 +147,7 @@ def engine_model(
 
 def _without_feature_maps(model: Path) -> Path:
     """`model`'s sibling without feature-map outputs (`model.int8.onnx` -> `model.int8.no-maps.onnx`),
-    derived once and moved into place whole; `model` itself when it has none."""
+    derived once and moved into place whole (a plain copy when it has none, so later calls find it)."""
     target = model.with_name(model.name.removesuffix(".onnx") + ".no-maps.onnx")
     if target.is_file():
         return target
@@ -157,8 +157,6 @@ def _without_feature_maps(model: Path) -> Path:
 
     full = onnx.load(str(model))
     maps = [o.name for o in full.graph.output if o.name.startswith("feature_map_")]
-    if not maps:
-        return model
     handle, tmp = tempfile.mkstemp(prefix=".no-maps-", suffix=".onnx", dir=model.parent)
     try:
         with os.fdopen(handle, "wb") as out:
